@@ -1,0 +1,357 @@
+"""Helpers for the end-to-end suite: a real libvirtd (qemu:///system), real QEMU (TCG),
+images made with qemu-img, and the expected cache values computed here from the
+spec's own arithmetic (sections 2 and 3), independently of the project's code."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+import xml.etree.ElementTree as ET
+
+URI = "qemu:///system"
+QC_NS = "http://qcow2policyd.org/schemas/l2cache/1.0"
+MIB = 1024 * 1024
+# QEMU's default L2 cache cap on Linux (block/qcow2.c DEFAULT_L2_CACHE_MAX_SIZE).
+QEMU_DEFAULT_L2_MAX = 32 * MIB
+# Every external command gets a bound: a define that hangs (see testing.md on /dev/kvm)
+# must fail the test, not stall CI. 60 s is far above the ~1 s a TCG start takes here.
+CMD_TIMEOUT = 60
+# libvirtd answers within a second once its QEMU capabilities are probed; the first
+# probe on a fresh machine takes a few seconds.
+LIBVIRTD_START_TIMEOUT = 60
+# A unique prefix so the suite only ever touches its own domains and images.
+NAME_PREFIX = "qp-e2e-"
+
+
+class E2EUnavailable(Exception):
+    """libvirtd with the QEMU driver cannot be used on this machine."""
+
+
+def run(args, *, input=None, check=True, timeout=CMD_TIMEOUT, env=None):
+    """Run a command, return CompletedProcess (text). On failure with check, raise with
+    the command's stderr so the test log shows the reason."""
+    p = subprocess.run(args, input=input, capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    if check and p.returncode != 0:
+        raise AssertionError("command failed (%d): %s\nstdout: %s\nstderr: %s"
+                             % (p.returncode, " ".join(args), p.stdout, p.stderr))
+    return p
+
+
+def virsh(*args, check=True, input=None):
+    return run(["virsh", "-q", "-c", URI] + list(args), check=check, input=input)
+
+
+def unique_name(tag):
+    return "%s%s-%s" % (NAME_PREFIX, tag, uuid.uuid4().hex[:8])
+
+
+# --- libvirtd --------------------------------------------------------------------
+
+def _pidfile_pid(path):
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid):
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _libvirtd_answers():
+    try:
+        p = run(["virsh", "-c", URI, "version"], check=False, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False
+    return p.returncode == 0 and "QEMU" in p.stdout
+
+
+def _fix_kvm_device():
+    # Without udev /dev/kvm stays 0600 root; libvirtd then finds KVM usable when probing
+    # but not for its QEMU user and re-probes forever, so every define hangs
+    # (testing.md). Give it what udev gives it on any Debian host.
+    if os.path.exists("/dev/kvm"):
+        subprocess.run(["chgrp", "kvm", "/dev/kvm"], check=False)
+        os.chmod("/dev/kvm", 0o660)
+
+
+class Libvirtd:
+    """libvirtd (and virtlogd) for the suite: reused when running, else started, and
+    then stopped again at the end (only the processes started here)."""
+
+    def __init__(self):
+        self.started = []  # (name, pid) of what this suite started
+
+    def ensure(self):
+        if _libvirtd_answers():
+            return
+        if os.geteuid() != 0:
+            raise E2EUnavailable("libvirtd (qemu:///system) is not running and starting "
+                                 "it needs root")
+        for tool in ("libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "qemu-img"):
+            if shutil.which(tool) is None and not os.path.exists("/usr/sbin/" + tool):
+                raise E2EUnavailable("%s is not installed" % tool)
+        _fix_kvm_device()
+        for name, pidfile in (("virtlogd", "/run/virtlogd.pid"),
+                              ("libvirtd", "/run/libvirtd.pid")):
+            if _alive(_pidfile_pid(pidfile)):
+                continue
+            p = run([name, "-d"], check=False)
+            if p.returncode != 0:
+                raise E2EUnavailable("%s -d failed: %s" % (name, p.stderr.strip()))
+            pid = None
+            for _ in range(50):
+                pid = _pidfile_pid(pidfile)
+                if _alive(pid):
+                    break
+                time.sleep(0.1)
+            if not _alive(pid):
+                raise E2EUnavailable("%s did not write %s" % (name, pidfile))
+            self.started.append((name, pid))
+        deadline = time.monotonic() + LIBVIRTD_START_TIMEOUT
+        while not _libvirtd_answers():
+            if time.monotonic() > deadline:
+                raise E2EUnavailable("libvirtd started but %s does not answer" % URI)
+            time.sleep(0.5)
+
+    def stop_started(self):
+        for name, pid in reversed(self.started):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            for _ in range(100):
+                if not _alive(pid):
+                    break
+                time.sleep(0.1)
+        self.started = []
+
+
+# --- images ----------------------------------------------------------------------
+
+def make_image_dir():
+    """A directory QEMU's user (libvirt-qemu with the DAC driver) can traverse and read.
+    libvirt's dynamic_ownership (default on) chowns writable images at start."""
+    base = "/var/lib/libvirt/images"
+    if not os.path.isdir(base) or not os.access(base, os.W_OK):
+        base = None
+    d = tempfile.mkdtemp(prefix=NAME_PREFIX, dir=base)
+    os.chmod(d, 0o755)
+    return d
+
+
+def qemu_img_create(path, size, *, cluster_size=None, extended_l2=False, backing=None,
+                    backing_fmt="qcow2", compat=None):
+    opts = []
+    if cluster_size:
+        opts.append("cluster_size=%d" % cluster_size)
+    if extended_l2:
+        opts.append("extended_l2=on")
+    if compat:
+        opts.append("compat=%s" % compat)
+    args = ["qemu-img", "create", "-q", "-f", "qcow2"]
+    if opts:
+        args += ["-o", ",".join(opts)]
+    if backing:
+        # Relative name, as operators usually make overlays: the chain must be resolved
+        # relative to the image's directory.
+        args += ["-b", backing, "-F", backing_fmt]
+    args += [path, str(size)]
+    run(args)
+    os.chmod(path, 0o644)
+    return path
+
+
+def qemu_img_info(path):
+    info = json.loads(run(["qemu-img", "info", "-U", "--output=json", path]).stdout)
+    return info
+
+
+# --- the spec's arithmetic, from first principles -------------------------------
+
+def round_up(x, a):
+    return (x + a - 1) // a * a
+
+
+def ceil_div(a, b):
+    return (a + b - 1) // b
+
+
+def l2_full(virtual_size, cluster_size, extended_l2):
+    entry = 16 if extended_l2 else 8
+    return round_up(ceil_div(virtual_size, cluster_size) * entry, cluster_size)
+
+
+def expected_max_size(path, percent, cap=None):
+    """max_size the policy must write for image @path (spec section 3), from qemu-img's
+    own view of the image."""
+    info = qemu_img_info(path)
+    assert info["format"] == "qcow2", info
+    v = info["virtual-size"]
+    c = info["cluster-size"]
+    ext = bool(info.get("format-specific", {}).get("data", {}).get("extended-l2", False))
+    full = l2_full(v, c, ext)
+    if percent == 100:
+        want = full
+    else:
+        want = min(full, round_up(ceil_div(full * percent, 100), 4096))
+    l2 = max(want, min(full, QEMU_DEFAULT_L2_MAX))
+    size = l2 + 4 * c
+    if cap is not None:
+        minimum = 4 * c + 2 * min(c, 4096)
+        size = min(size, max(cap, minimum))
+    return size
+
+
+# --- domain XML --------------------------------------------------------------------
+
+def disk_xml(dev, top, chain=None, explicit_chain=False, top_cache=None, layer_cache=None):
+    """A <disk> element. @chain: backing image paths below @top, nearest first; written as
+    an explicit terminated <backingStore> chain when @explicit_chain. @top_cache and
+    @layer_cache ({path: bytes}) add <metadata_cache> values."""
+    def mc(n):
+        if n is None:
+            return ""
+        return ("<metadata_cache><max_size unit='bytes'>%d</max_size></metadata_cache>" % n)
+
+    driver = "<driver name='qemu' type='qcow2'>%s</driver>" % mc(top_cache)
+    if top_cache is None:
+        driver = "<driver name='qemu' type='qcow2'/>"
+    store = ""
+    if explicit_chain:
+        store = "<backingStore/>"
+        for path in reversed(chain or []):
+            cache = (layer_cache or {}).get(path)
+            fmt = ("<format type='qcow2'>%s</format>" % mc(cache) if cache is not None
+                   else "<format type='qcow2'/>")
+            store = ("<backingStore type='file'>%s<source file='%s'/>%s</backingStore>"
+                     % (fmt, path, store))
+    return ("<disk type='file' device='disk'>%s<source file='%s'/>%s"
+            "<target dev='%s' bus='virtio'/></disk>" % (driver, top, store, dev))
+
+
+def domain_xml(name, disks, *, metadata="", extra_devices=""):
+    """A TCG domain with no guest OS: QEMU starts and sits in the BIOS, which is all the
+    command line checks need, and 64 MiB keeps it cheap."""
+    return """<domain type='qemu'>
+  <name>%s</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <metadata>%s</metadata>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <emulator>%s</emulator>
+    %s
+    %s
+  </devices>
+</domain>
+""" % (name, metadata, shutil.which("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64",
+       "\n    ".join(disks), extra_devices)
+
+
+_UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "m": MIB, "mib": MIB,
+          "g": 1024 * MIB, "gib": 1024 * MIB, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3}
+
+
+def _max_size(parent):
+    """bytes of parent/metadata_cache/max_size, None when absent."""
+    if parent is None:
+        return None
+    el = parent.find("metadata_cache/max_size")
+    if el is None:
+        return None
+    unit = (el.get("unit") or "bytes").lower()
+    return int(el.text.strip()) * _UNITS[unit]
+
+
+def persistent_cache_values(xml_text):
+    """{dev: [(path, max_size or None), ...top first]} from a domain XML: the top image's
+    <driver> value and each explicit <backingStore> layer's <format> value."""
+    root = ET.fromstring(xml_text)
+    out = {}
+    for disk in root.findall("devices/disk"):
+        dev = disk.find("target").get("dev")
+        src = disk.find("source")
+        layers = [(src.get("file") if src is not None else None,
+                   _max_size(disk.find("driver")))]
+        store = disk.find("backingStore")
+        while store is not None and store.find("source") is not None:
+            layers.append((store.find("source").get("file"), _max_size(store.find("format"))))
+            store = store.find("backingStore")
+        out[dev] = layers
+    return out
+
+
+def metadata_element(xml_text, ns):
+    """The first child of <metadata> in namespace @ns, serialized, or None."""
+    root = ET.fromstring(xml_text)
+    md = root.find("metadata")
+    if md is None:
+        return None
+    for child in md:
+        if child.tag.startswith("{%s}" % ns):
+            return child
+    return None
+
+
+# --- a running QEMU's command line -------------------------------------------------
+
+def qemu_pid(name):
+    with open("/run/libvirt/qemu/%s.pid" % name) as f:
+        return int(f.read().strip())
+
+
+def qemu_cmdline(name):
+    with open("/proc/%d/cmdline" % qemu_pid(name), "rb") as f:
+        return [a.decode() for a in f.read().split(b"\0") if a]
+
+
+def blockdevs(argv):
+    """The JSON objects of every -blockdev in @argv (libvirt passes JSON, not key=val)."""
+    out = []
+    for i, a in enumerate(argv):
+        if a == "-blockdev" and i + 1 < len(argv):
+            v = argv[i + 1]
+            # domxml-to-native quotes arguments for a shell.
+            if v.startswith("'") and v.endswith("'"):
+                v = v[1:-1]
+            out.append(json.loads(v))
+    return out
+
+
+def qcow2_format_nodes(argv):
+    """{realpath of image: cache-size or None} for each qcow2 format node, with the
+    file name taken from the protocol node its "file" names (or an inline object)."""
+    nodes = blockdevs(argv)
+    by_name = {n.get("node-name"): n for n in nodes}
+    out = {}
+    for n in nodes:
+        if n.get("driver") != "qcow2":
+            continue
+        f = n.get("file")
+        proto = by_name.get(f) if isinstance(f, str) else f
+        assert proto is not None and "filename" in proto, n
+        out[os.path.realpath(proto["filename"])] = n.get("cache-size")
+    return out
+
+
+def native_argv(name):
+    """domxml-to-native qemu-argv for a defined domain, split like a shell would: the
+    JSON arguments are single-quoted and contain no spaces."""
+    text = virsh("domxml-to-native", "qemu-argv", "--domain", name).stdout
+    return re.findall(r"'[^']*'|\S+", text)
