@@ -70,6 +70,9 @@ def domains(libvirtd):
 
 @pytest.fixture(scope="session")
 def policyctl():
+    # QP_POLICYCTL: run the suite against an installed or other build of the CLI.
+    if os.environ.get("QP_POLICYCTL"):
+        return os.environ["QP_POLICYCTL"]
     build = os.environ.get("QP_BUILD_DIR")
     assert build, "QP_BUILD_DIR is not set (run through meson test)"
     path = os.path.join(build, "cli", "qcow2-policyctl")
