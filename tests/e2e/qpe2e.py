@@ -309,6 +309,78 @@ def metadata_element(xml_text, ns):
     return None
 
 
+GIB = 1024 ** 3
+TIB = 1024 ** 4
+
+
+class PolicyImages:
+    """Images for a domain with two qcow2 disks, one of them with a two-layer backing
+    chain, plus a raw disk the policy must leave alone. Sizes are odd on purpose so that
+    every rounding step of the arithmetic matters; the cluster sizes and extended L2 vary
+    by layer; vdb is large enough that 25 % is more than QEMU's 32 MiB default."""
+
+    def __init__(self, image_dir):
+        d = image_dir
+        self.base = qemu_img_create(os.path.join(d, "base.qcow2"), 100 * GIB + 3 * 512,
+                                    extended_l2=True)
+        self.mid = qemu_img_create(os.path.join(d, "mid.qcow2"), 200 * GIB + 65536,
+                                   cluster_size=128 * 1024, backing="base.qcow2")
+        self.top = qemu_img_create(os.path.join(d, "top.qcow2"), 300 * GIB + 7 * 512,
+                                   backing="mid.qcow2")
+        self.vdb = qemu_img_create(os.path.join(d, "data.qcow2"), 2 * TIB + 7 * MIB + 512,
+                                   cluster_size=32 * 1024)
+        self.raw = os.path.join(d, "scratch.raw")
+        run(["qemu-img", "create", "-q", "-f", "raw", self.raw, "16M"])
+        os.chmod(self.raw, 0o644)
+        self.top, self.mid, self.base, self.vdb, self.raw = (
+            os.path.realpath(p) for p in (self.top, self.mid, self.base, self.vdb, self.raw))
+
+    def disks(self):
+        raw = ("<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+               "<source file='%s'/><target dev='vdc' bus='virtio'/></disk>" % self.raw)
+        return [disk_xml("vda", self.top), disk_xml("vdb", self.vdb), raw]
+
+    def expected(self, percent_vda, percent_vdb):
+        return {
+            "vda": [(self.top, expected_max_size(self.top, percent_vda)),
+                    (self.mid, expected_max_size(self.mid, percent_vda)),
+                    (self.base, expected_max_size(self.base, percent_vda))],
+            "vdb": [(self.vdb, expected_max_size(self.vdb, percent_vdb))],
+            "vdc": [(self.raw, None)],
+        }
+
+
+def vnc_password(xml_text):
+    return ET.fromstring(xml_text).find("devices/graphics[@type='vnc']").get("passwd")
+
+
+def canonical(el):
+    return ET.canonicalize(ET.tostring(el, encoding="unicode"), strip_text=True)
+
+
+def without_owned(xml_text, drop_ns=()):
+    """The document minus what the policy owns: <metadata_cache> under a disk's <driver>
+    or a layer's <format>, and the disks' <backingStore> chains; and minus the metadata
+    elements of the namespaces in @drop_ns."""
+    root = ET.fromstring(xml_text)
+    md = root.find("metadata")
+    for child in list(md if md is not None else []):
+        if any(child.tag.startswith("{%s}" % ns) for ns in drop_ns):
+            md.remove(child)
+    for disk in root.findall("devices/disk"):
+        for store in disk.findall("backingStore"):
+            disk.remove(store)
+        for drv in disk.findall("driver"):
+            for mc in drv.findall("metadata_cache"):
+                drv.remove(mc)
+    return canonical(root)
+
+
+def normalized(values):
+    return {dev: [(os.path.realpath(p) if p else p, n) for p, n in layers]
+            for dev, layers in values.items()}
+
+
 # --- a running QEMU's command line -------------------------------------------------
 
 def qemu_pid(name):
@@ -355,3 +427,157 @@ def native_argv(name):
     JSON arguments are single-quoted and contain no spaces."""
     text = virsh("domxml-to-native", "qemu-argv", "--domain", name).stdout
     return re.findall(r"'[^']*'|\S+", text)
+
+
+# --- phase 2: the daemon on a private session bus ----------------------------------
+
+BUS_NAME = "org.qcow2policyd.Policy1"
+ROOT_PATH = "/org/qcow2policyd/Policy1"
+DOMAIN_IFACE = "org.qcow2policyd.Policy1.Domain"
+MANAGER_IFACE = "org.qcow2policyd.Policy1.Manager"
+MANAGER_PATH = ROOT_PATH + "/Manager"
+# The daemon connects, reconciles and takes its name in well under a second here; 20 s
+# leaves room for a loaded CI machine without letting a broken start stall the suite.
+DAEMON_START_TIMEOUT = 20
+
+
+class SessionBus:
+    """A private dbus-daemon, stopped again by its pid."""
+
+    def __init__(self):
+        p = run(["dbus-daemon", "--session", "--print-address=1", "--print-pid=1",
+                 "--fork", "--nopidfile"])
+        lines = p.stdout.split()
+        self.address, self.pid = lines[0], int(lines[1])
+
+    def stop(self):
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def bus_connection(address):
+    from gi.repository import Gio
+    return Gio.DBusConnection.new_for_address_sync(
+        address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
+        | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+
+
+def dbus_call(conn, path, iface, method, args=None, signature=None, timeout_ms=30000):
+    from gi.repository import GLib, Gio
+    params = GLib.Variant(signature, args) if signature else None
+    reply = conn.call_sync(BUS_NAME, path, iface, method, params, None,
+                           Gio.DBusCallFlags.NONE, timeout_ms, None)
+    return reply.unpack() if reply is not None else None
+
+
+def managed_objects(conn):
+    return dbus_call(conn, ROOT_PATH, "org.freedesktop.DBus.ObjectManager",
+                     "GetManagedObjects")[0]
+
+
+def domain_path(conn, name):
+    for path, ifaces in managed_objects(conn).items():
+        props = ifaces.get(DOMAIN_IFACE)
+        if props is not None and props.get("Name") == name:
+            return path
+    return None
+
+
+def domain_props(conn, path):
+    return dbus_call(conn, path, "org.freedesktop.DBus.Properties", "GetAll",
+                     (DOMAIN_IFACE,), "(s)")[0]
+
+
+def wait_for(predicate, timeout, interval=0.02, what="condition"):
+    """Poll @predicate until it returns a true value; return it, or fail after @timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+class Daemon:
+    """qcow2-policyd --session --connect qemu:///system on @bus, log kept in @logdir."""
+
+    def __init__(self, binary, bus, logdir):
+        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bus.address,
+                   G_MESSAGES_DEBUG="all")
+        self.log_path = os.path.join(logdir, "qcow2-policyd.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([binary, "--session", "--connect", URI, "--verbose"],
+                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.conn = bus_connection(bus.address)
+
+        def owned():
+            if self.proc.poll() is not None:
+                raise AssertionError("qcow2-policyd exited with %d:\n%s"
+                                     % (self.proc.returncode, self.log_text()))
+            from gi.repository import GLib
+            r = self.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                    "org.freedesktop.DBus", "NameHasOwner",
+                                    GLib.Variant("(s)", (BUS_NAME,)), None, 0, 5000, None)
+            return r.unpack()[0]
+        wait_for(owned, DAEMON_START_TIMEOUT, 0.05, "qcow2-policyd to own " + BUS_NAME)
+
+    def log_text(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()[-20000:]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log.close()
+
+
+class LifecycleEvents:
+    """libvirt lifecycle events of one connection, collected on a thread running
+    libvirt's default event loop."""
+
+    _loop_started = False
+
+    def __init__(self):
+        import threading
+        import libvirt
+        self.libvirt = libvirt
+        if not LifecycleEvents._loop_started:
+            libvirt.virEventRegisterDefaultImpl()
+
+            def loop():
+                while True:
+                    libvirt.virEventRunDefaultImpl()
+            threading.Thread(target=loop, daemon=True).start()
+            LifecycleEvents._loop_started = True
+        self.lock = threading.Lock()
+        self.events = []  # (monotonic time, domain name, event, detail)
+        self.conn = libvirt.open(URI)
+        self.cb = self.conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_event, None)
+
+    def _on_event(self, conn, dom, event, detail, opaque):
+        with self.lock:
+            self.events.append((time.monotonic(), dom.name(), event, detail))
+
+    def defined(self, name, since=0.0):
+        with self.lock:
+            return [e for e in self.events
+                    if e[1] == name and e[2] == self.libvirt.VIR_DOMAIN_EVENT_DEFINED
+                    and e[0] >= since]
+
+    def close(self):
+        try:
+            self.conn.domainEventDeregisterAny(self.cb)
+        finally:
+            self.conn.close()
