@@ -101,8 +101,8 @@ class Libvirtd:
         if _libvirtd_answers():
             return
         if os.geteuid() != 0:
-            raise E2EUnavailable("libvirtd (qemu:///system) is not running and starting "
-                                 "it needs root")
+            raise E2EUnavailable("qemu:///system does not answer, and starting libvirtd "
+                                 "needs root")
         for tool in ("libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "qemu-img"):
             if shutil.which(tool) is None and not os.path.exists("/usr/sbin/" + tool):
                 raise E2EUnavailable("%s is not installed" % tool)
