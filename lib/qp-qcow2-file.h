@@ -6,8 +6,10 @@
 
 G_BEGIN_DECLS
 
-/* libvirt refuses backing chains deeper than this (VIR_DOMAIN_BACKING_STORE_MAX... its
- * virStorageFileChainLookup limit); we refuse the same. */
+/* libvirt's limit, counted as libvirt counts it: virStorageSourceGetMetadataRecurse numbers
+ * the top image 1 and fails on an image whose number exceeds the QEMU driver's max_depth
+ * of 200. So a chain of 200 images (the top and 199 backing layers) is accepted and one of
+ * 201 images is refused. */
 #define QP_QCOW2_MAX_CHAIN_DEPTH 200
 
 /* Open @path for reading without blocking: O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_NOCTTY, then

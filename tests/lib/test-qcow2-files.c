@@ -483,6 +483,40 @@ test_files_corrupt_l2(void)
   g_assert_nonnull(strstr(error->message, "not aligned"));
 }
 
+/* A header whose extensions reach past the first 4 KiB read: the file layer must read
+ * on, up to the first cluster, and find everything. */
+static void
+test_files_long_header(void)
+{
+  g_autofree char *path = tmp_path("long.qcow2");
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  const gsize n_ext = 1000;
+  const gsize shift = n_ext * 8;
+  g_autoptr(QpQcow2Header) before = NULL;
+  g_autoptr(QpQcow2Header) after = NULL;
+
+  RUN("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=2M", "long.qcow2", "1G");
+  before = read_ok("long.qcow2");
+  g_assert_cmpuint(before->header_length, ==, 112);
+  g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+  g_assert_cmpuint(len, >=, 2 * 1024 * 1024);
+  /* Shift the extension area right and put 1000 empty unknown extensions first. */
+  memmove(data + 112 + shift, data + 112, 4096);
+  for (gsize i = 0; i < n_ext; i++) {
+    guint32 type = GUINT32_TO_BE(0x51500000U + (guint32)i);
+    guint32 zero = 0;
+    memcpy(data + 112 + i * 8, &type, 4);
+    memcpy(data + 112 + i * 8 + 4, &zero, 4);
+  }
+  g_assert_true(g_file_set_contents(path, data, (gssize)len, NULL));
+  after = read_ok("long.qcow2");
+  g_assert_cmpuint(after->nb_unknown_extensions, ==, before->nb_unknown_extensions + n_ext);
+  g_assert_nonnull(after->feature_names);
+  g_assert_cmpuint(after->feature_names->len, ==, before->feature_names->len);
+  g_assert_cmpuint(after->feature_names->len, >, 0);
+}
+
 static void
 rm_rf(const char *path)
 {
@@ -505,10 +539,12 @@ int
 main(int argc, char **argv)
 {
   g_autoptr(GError) error = NULL;
+  g_autofree char *qemu_img = g_find_program_in_path("qemu-img");
+  g_autofree char *qemu_io = g_find_program_in_path("qemu-io");
   int ret;
 
   g_test_init(&argc, &argv, NULL);
-  if (g_find_program_in_path("qemu-img") == NULL || g_find_program_in_path("qemu-io") == NULL)
+  if (qemu_img == NULL || qemu_io == NULL)
     g_error("qemu-img and qemu-io are required (Debian package qemu-utils)");
   tmpdir = g_dir_make_tmp("qp-files-XXXXXX", &error);
   g_assert_no_error(error);
@@ -530,6 +566,7 @@ main(int argc, char **argv)
   g_test_add_func("/qcow2-files/allocation", test_files_allocation);
   g_test_add_func("/qcow2-files/preallocated", test_files_preallocated);
   g_test_add_func("/qcow2-files/corrupt-l2", test_files_corrupt_l2);
+  g_test_add_func("/qcow2-files/long-header", test_files_long_header);
   ret = g_test_run();
   rm_rf(tmpdir);
   g_free(tmpdir);
