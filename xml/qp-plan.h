@@ -19,11 +19,18 @@ typedef enum {
 
 typedef struct {
   char *dev;
+  guint disk_index;      /* position of the disk among /domain/devices/disk (0-based) */
   guint depth;           /* 0 for the disk's top image */
   char *path;            /* NULL for network sources */
   char *format;
+  char *source_type;     /* file, block, network, volume, ... (NULL if unknown) */
   QpPlanAction action;
   char *reason;          /* for QP_PLAN_SKIP: "not qcow2 (raw)", "network source", ... */
+  gboolean failed;       /* QP_PLAN_SKIP because an image could not be read or is invalid
+                          * (reason holds the engine's message): a failure to report, not
+                          * a disk the policy leaves alone by design */
+  gboolean chain_added;  /* depth >= 1: qp_plan_apply adds this layer's <backingStore>
+                          * (chain="all" and the XML had no explicit chain this deep) */
   /* Figures, valid when header != NULL. */
   QpQcow2Header *header;
   guint64 l2_full;
@@ -46,7 +53,9 @@ typedef struct {
 void qp_plan_free(QpPlan *plan);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpPlan, qp_plan_free)
 
-/* Build the plan for @doc with its own policy, or @default_policy when the document has
+/* Thread-safe: no shared state; each call reads its own images.
+ *
+ * Build the plan for @doc with its own policy, or @default_policy when the document has
  * none (may be NULL: then a document without a policy gets a plan with policy NULL and no
  * items). Reads image headers from disk through lib/. An invalid policy or, with
  * chain="all", an explicit chain that disagrees with the images' headers is an error
@@ -55,7 +64,9 @@ QpPlan *qp_plan_build(const QpDomainXml *doc, const QpPolicy *default_policy, GE
 
 /* Rewrite @doc to carry out @plan: only the <metadata_cache> elements the policy owns
  * change, and with chain="all" the explicit terminated <backingStore> chain is added where
- * the document has none. */
+ * the document has none. Checks that @plan was built from this document (disks and
+ * target devs) before changing anything; on an error the document may still be partly
+ * rewritten and must be discarded. A plan with no changes leaves it untouched. */
 gboolean qp_plan_apply(QpDomainXml *doc, const QpPlan *plan, GError **error);
 
 G_END_DECLS
