@@ -1,0 +1,103 @@
+/* qcow2-policyd: keeps the qcow2 L2 cache sizes in libvirt domain XML at a declared
+ * percentage. */
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <libvirt-glib/libvirt-glib.h>
+#include <libvirt/virterror.h>
+#include <locale.h>
+#include <stdlib.h>
+
+#include "qp-config.h"
+#include "qp-daemon.h"
+
+#define QP_CONFIG_FILE SYSCONFDIR "/qcow2-policyd/qcow2-policyd.conf"
+
+/* libvirt prints every error on stderr by default; ours go through GError and the log */
+static void
+qp_main_quiet_libvirt(void *opaque, virErrorPtr err)
+{
+}
+
+static void
+qp_main_set_log_level(const char *level, gboolean verbose)
+{
+  if (verbose || g_strcmp0(level, "debug") == 0) {
+    g_log_set_debug_enabled(TRUE);
+    g_setenv("G_MESSAGES_DEBUG", "all", TRUE);
+  } else if (g_strcmp0(level, "info") == 0) {
+    g_setenv("G_MESSAGES_DEBUG", G_LOG_DOMAIN, TRUE);
+  }
+}
+
+int
+main(int argc, char **argv)
+{
+  gboolean opt_system = FALSE;
+  gboolean opt_session = FALSE;
+  gboolean opt_verbose = FALSE;
+  gboolean opt_version = FALSE;
+  g_autofree char *opt_uri = NULL;
+  g_autofree char *opt_config = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(QpConfig) config = NULL;
+  g_autoptr(QpDaemon) daemon = NULL;
+  const GOptionEntry entries[] = {
+    {"system", 0, 0, G_OPTION_ARG_NONE, &opt_system, N_("Use the system bus (default)"), NULL},
+    {"session", 0, 0, G_OPTION_ARG_NONE, &opt_session,
+     N_("Use the session bus, allow every caller (development and tests)"), NULL},
+    {"connect", 'c', 0, G_OPTION_ARG_STRING, &opt_uri,
+     N_("libvirt connection URI (default: from the configuration, else qemu:///system)"), "URI"},
+    {"config", 0, 0, G_OPTION_ARG_FILENAME, &opt_config,
+     N_("Configuration file (default: /etc/qcow2-policyd/qcow2-policyd.conf)"), "FILE"},
+    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, N_("Log debug messages"), NULL},
+    {"version", 0, 0, G_OPTION_ARG_NONE, &opt_version, N_("Print the version and exit"), NULL},
+    {NULL},
+  };
+
+  setlocale(LC_ALL, "");
+  bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
+  textdomain(GETTEXT_PACKAGE);
+
+  context = g_option_context_new(NULL);
+  g_option_context_set_summary(context, _("Keep qcow2 L2 cache sizes in libvirt domain XML at "
+                                          "a declared percentage."));
+  g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
+  if (!g_option_context_parse(context, &argc, &argv, &error)) {
+    g_printerr("qcow2-policyd: %s\n", error->message);
+    return 2;
+  }
+  if (opt_version) {
+    g_print("qcow2-policyd %s\n", PACKAGE_VERSION);
+    return 0;
+  }
+  if (opt_system && opt_session) {
+    g_printerr("qcow2-policyd: %s\n", _("--system and --session exclude each other"));
+    return 2;
+  }
+  config = qp_config_load(opt_config != NULL ? opt_config : QP_CONFIG_FILE, opt_config != NULL,
+                          &error);
+  if (config == NULL) {
+    g_printerr("qcow2-policyd: %s\n", error->message);
+    return 1;
+  }
+  if (opt_uri != NULL) {
+    g_free(config->uri);
+    config->uri = g_steal_pointer(&opt_uri);
+  }
+  qp_main_set_log_level(config->log_level, opt_verbose);
+
+  gvir_init(NULL, NULL);
+  virSetErrorFunc(NULL, qp_main_quiet_libvirt);
+  /* libvirt's events run on the GLib main loop, no thread of their own */
+  gvir_event_register();
+
+  daemon = qp_daemon_new(g_steal_pointer(&config), opt_session);
+  if (!qp_daemon_run(daemon, &error)) {
+    g_printerr("qcow2-policyd: %s\n", error->message);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,56 @@
+/* One reconcile of one domain: read, plan, write, report. Runs in a worker thread and
+ * touches no main-loop state: it gets everything in a QpReconcileJob and hands back a
+ * QpReconcileResult. */
+#pragma once
+
+#include <glib.h>
+#include <libvirt/libvirt.h>
+
+#include "qp-policy.h"
+
+G_BEGIN_DECLS
+
+/* A user's edit racing our write makes us rebuild the plan; more than a few concurrent
+ * edits in a row of one domain means something keeps rewriting it, and we give up for this
+ * round (the next trigger retries). */
+#define QP_RECONCILE_MAX_ATTEMPTS 5
+
+typedef enum {
+  QP_RECONCILE_OP_NONE,
+  QP_RECONCILE_OP_SET_POLICY,
+  QP_RECONCILE_OP_CLEAR_POLICY,
+} QpReconcileOp;
+
+typedef struct {
+  char *uuid;
+  virConnectPtr conn;             /* a reference */
+  const QpPolicy *default_policy; /* the daemon's, immutable while it runs; may be NULL */
+  QpReconcileOp op;               /* done before the reconcile */
+  QpPolicy *op_policy;            /* for QP_RECONCILE_OP_SET_POLICY */
+} QpReconcileJob;
+
+typedef struct {
+  gboolean gone;        /* the domain no longer exists */
+  char *name;
+  gboolean persistent;
+  gboolean active;
+  guint percent;        /* 0: no policy */
+  guint64 max;
+  char *chain;          /* "top", "all" or "" */
+  char *policy_source;  /* "domain", "default" or "" */
+  char *state;          /* "unmanaged", "applied", "pending-restart", "error" */
+  GError *error;        /* QP_ERROR: the reason for "error" (or a transient skip) */
+  GError *op_error;     /* QP_ERROR: the op failed (the reconcile may still have run) */
+  GVariant *disks;      /* aa{sv}, floating reference sunk */
+  guint writes;         /* definitions written */
+} QpReconcileResult;
+
+void qp_reconcile_job_free(QpReconcileJob *job);
+void qp_reconcile_result_free(QpReconcileResult *result);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpReconcileJob, qp_reconcile_job_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpReconcileResult, qp_reconcile_result_free)
+
+/* Blocking: call in a worker thread. Never returns NULL. */
+QpReconcileResult *qp_reconcile_run(const QpReconcileJob *job);
+
+G_END_DECLS
