@@ -52,6 +52,10 @@ ALL = sorted("analyze recommend plan apply-xml status list show set clear reconc
     (["qcow2-policyctl", "set", "--m"], ["--max"]),
     (["qcow2-policyctl", "list", "--s"], ["--session"]),
     (["qcow2-policyctl", "bogus", "--"], []),
+    (["qcow2-policyctl", "plan", "--chain", ""], ["all", "top"]),
+    (["qcow2-policyctl", "apply-xml", "--chain", "t"], ["top"]),
+    (["qcow2-policyctl", "analyze", "--format", ""], ["qcow2"]),
+    (["qcow2-policyctl", "analyze", "--percent", ""], []),
 ])
 def test_prefix(words, expected):
     assert complete(words) == expected
@@ -64,6 +68,9 @@ def test_files(command):
             open(os.path.join(d, name), "w").close()
         assert complete(["qcow2-policyctl", command, "disk-"], cwd=d) == ["disk-a.qcow2", "disk-b.qcow2"]
         assert complete(["qcow2-policyctl", command, "--json", "do"], cwd=d) == ["dom.xml"]
+        # analyze --chain is a switch: a file follows it, not a mode.
+        if command == "analyze":
+            assert complete(["qcow2-policyctl", command, "--chain", "dom"], cwd=d) == ["dom.xml"]
 
 
 def test_no_files_for_daemon_commands():
