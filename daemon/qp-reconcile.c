@@ -64,8 +64,25 @@ qp_reconcile_do_op(const QpReconcileJob *job, virDomainPtr dom, gboolean active,
   g_autofree char *element = NULL;
   unsigned int flags = VIR_DOMAIN_AFFECT_CONFIG;
 
-  if (job->op == QP_RECONCILE_OP_SET_POLICY)
-    element = qp_policy_to_element(job->op_policy);
+  if (job->op == QP_RECONCILE_OP_SET_POLICY) {
+    g_autoptr(QpPolicy) policy = qp_policy_new(job->op_policy->percent, job->op_policy->max,
+                                               job->op_policy->chain);
+    g_autofree char *current =
+        virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, QP_POLICY_NS_URI,
+                             VIR_DOMAIN_AFFECT_CONFIG);
+    /* keep the per-disk overrides of a valid existing element; an invalid one is replaced */
+    if (current != NULL) {
+      g_autoptr(QpPolicy) old = qp_policy_parse(current, NULL);
+      if (old != NULL) {
+        g_ptr_array_unref(policy->disks);
+        policy->disks = g_steal_pointer(&old->disks);
+        old->disks = g_ptr_array_new();
+      }
+    } else {
+      virResetLastError();
+    }
+    element = qp_policy_to_element(policy);
+  }
   /* the live definition follows too, so that `virsh metadata` shows one policy */
   if (active)
     flags |= VIR_DOMAIN_AFFECT_LIVE;
