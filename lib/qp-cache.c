@@ -88,13 +88,12 @@ guint64
 qp_cache_minimum(const QpCacheGeometry *geo)
 {
   guint64 c = qp_cache_cluster_size(geo);
-  return QP_CACHE_MIN_REFCOUNT_ENTRIES * c +
-         QP_CACHE_MIN_L2_ENTRIES * MIN(c, QP_CACHE_SMALL_ENTRY);
+  return QP_CACHE_MIN_REFCOUNT_ENTRIES * c + QP_CACHE_MIN_L2_ENTRIES * MIN(c, QP_CACHE_SMALL_ENTRY);
 }
 
 guint64
-qp_cache_policy(const QpCacheGeometry *geo, guint percent, guint64 max,
-                gboolean *raised_to_minimum, QpCacheSplit *out)
+qp_cache_policy(const QpCacheGeometry *geo, guint percent, guint64 max, gboolean *raised_to_minimum,
+                QpCacheSplit *out)
 {
   guint64 c = qp_cache_cluster_size(geo);
   guint64 l2_full = qp_cache_l2_full(geo);

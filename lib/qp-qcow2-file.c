@@ -20,8 +20,7 @@
 #define QP_QCOW2_FILE_FIRST_READ 4096
 
 static gboolean
-qp_qcow2_pread_full(int fd, guint8 *buf, gsize count, guint64 offset, gsize *got,
-                    GError **error)
+qp_qcow2_pread_full(int fd, guint8 *buf, gsize count, guint64 offset, gsize *got, GError **error)
 {
   gsize done = 0;
 
@@ -32,8 +31,7 @@ qp_qcow2_pread_full(int fd, guint8 *buf, gsize count, guint64 offset, gsize *got
       if (saved == EINTR)
         continue;
       g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_IO,
-                  _("cannot read %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT
-                    ": %s"),
+                  _("cannot read %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT ": %s"),
                   count, offset, g_strerror(saved));
       return FALSE;
     }
@@ -130,11 +128,11 @@ qp_qcow2_file_read_header_fd(int fd, guint64 file_size, const char *path, GError
     return header;
 
   /* The header may use more of its first cluster than the first read held. */
-  if (g_error_matches(error_local, QP_QCOW2_ERROR, QP_QCOW2_ERROR_TRUNCATED) && got == want &&
-      got < file_size && got >= 24) {
+  if (g_error_matches(error_local, QP_QCOW2_ERROR, QP_QCOW2_ERROR_TRUNCATED) && got == want
+      && got < file_size && got >= 24) {
     guint32 bits = qp_be_u32(buf + 20);
-    if (bits >= QP_QCOW2_MIN_CLUSTER_BITS && bits <= QP_QCOW2_MAX_CLUSTER_BITS &&
-        (1ULL << bits) > got) {
+    if (bits >= QP_QCOW2_MIN_CLUSTER_BITS && bits <= QP_QCOW2_MAX_CLUSTER_BITS
+        && (1ULL << bits) > got) {
       gsize more = (gsize)MIN(file_size, 1ULL << bits);
       g_free(buf);
       buf = g_malloc(more);
@@ -193,8 +191,7 @@ qp_qcow2_file_scan_fd(int fd, guint64 file_size, const QpQcow2Header *h, QpQcow2
   l2 = g_malloc(h->cluster_size);
   for (guint32 i = 0; i < h->l1_size; i++) {
     guint64 l2_offset = 0;
-    if (!qp_qcow2_check_l1_entry(h, qp_be_u64(l1 + (gsize)i * 8), i, file_size, &l2_offset,
-                                 error))
+    if (!qp_qcow2_check_l1_entry(h, qp_be_u64(l1 + (gsize)i * 8), i, file_size, &l2_offset, error))
       return FALSE;
     if (l2_offset == 0)
       continue;
@@ -207,8 +204,8 @@ qp_qcow2_file_scan_fd(int fd, guint64 file_size, const QpQcow2Header *h, QpQcow2
 }
 
 gboolean
-qp_qcow2_file_scan_allocation(const char *path, const QpQcow2Header *header,
-                              QpQcow2Allocation *out, GError **error)
+qp_qcow2_file_scan_allocation(const char *path, const QpQcow2Header *header, QpQcow2Allocation *out,
+                              GError **error)
 {
   guint64 file_size = 0;
   gboolean ret;
@@ -295,8 +292,8 @@ GPtrArray *
 qp_qcow2_chain_resolve(const char *path, const char *format, GError **error)
 {
   g_autoptr(GPtrArray) layers = g_ptr_array_new_with_free_func((GDestroyNotify)qp_qcow2_layer_free);
-  g_autoptr(GHashTable) seen = g_hash_table_new_full(qp_qcow2_file_id_hash,
-                                                     qp_qcow2_file_id_equal, g_free, NULL);
+  g_autoptr(GHashTable) seen
+      = g_hash_table_new_full(qp_qcow2_file_id_hash, qp_qcow2_file_id_equal, g_free, NULL);
   g_autofree char *cur_path = g_strdup(path);
   g_autofree char *cur_format = g_strdup(format);
   g_autofree char *parent_path = NULL;
@@ -326,8 +323,8 @@ qp_qcow2_chain_resolve(const char *path, const char *format, GError **error)
     }
     if (fstat(fd, &st) < 0) {
       int saved = errno;
-      g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_IO, _("%s: cannot stat: %s"),
-                  cur_path, g_strerror(saved));
+      g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_IO, _("%s: cannot stat: %s"), cur_path,
+                  g_strerror(saved));
       close(fd);
       return NULL;
     }
@@ -364,8 +361,8 @@ qp_qcow2_chain_resolve(const char *path, const char *format, GError **error)
     }
     if (qp_qcow2_backing_is_protocol(layer->header->backing_file)) {
       g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_CHAIN,
-                  _("%s: backing file '%s': network/protocol backing file not supported"),
-                  cur_path, layer->header->backing_file);
+                  _("%s: backing file '%s': network/protocol backing file not supported"), cur_path,
+                  layer->header->backing_file);
       return NULL;
     }
     if (layer->header->backing_format == NULL || layer->header->backing_format[0] == '\0') {

@@ -16,19 +16,22 @@ G_BEGIN_DECLS
  * fstat; only regular files and block devices are accepted (a FIFO, directory, socket or
  * char device is refused at once, never read). Returns an fd or -1 with @error set.
  * @file_size gets the size (st_size, or the block device's size). */
-int qp_qcow2_file_open(const char *path, guint64 *file_size, GError **error);
+int
+qp_qcow2_file_open(const char *path, guint64 *file_size, GError **error);
 
 /* Read and parse the header of the qcow2 image at @path. Errors are prefixed with the path. */
-QpQcow2Header *qp_qcow2_file_read_header(const char *path, GError **error);
+QpQcow2Header *
+qp_qcow2_file_read_header(const char *path, GError **error);
 
 /* Same as qp_qcow2_file_read_header on an fd opened by qp_qcow2_file_open. */
-QpQcow2Header *qp_qcow2_file_read_header_fd(int fd, guint64 file_size, const char *path,
-                                            GError **error);
+QpQcow2Header *
+qp_qcow2_file_read_header_fd(int fd, guint64 file_size, const char *path, GError **error);
 
 /* Scan allocation of the image at @path (header already read). Uses pread on the tables
  * only: never reads data clusters. */
-gboolean qp_qcow2_file_scan_allocation(const char *path, const QpQcow2Header *header,
-                                       QpQcow2Allocation *out, GError **error);
+gboolean
+qp_qcow2_file_scan_allocation(const char *path, const QpQcow2Header *header, QpQcow2Allocation *out,
+                              GError **error);
 
 /* One layer of a backing chain. */
 typedef struct {
@@ -38,7 +41,8 @@ typedef struct {
   QpQcow2Header *header; /* parsed header when format is "qcow2", else NULL */
 } QpQcow2Layer;
 
-void qp_qcow2_layer_free(QpQcow2Layer *layer);
+void
+qp_qcow2_layer_free(QpQcow2Layer *layer);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpQcow2Layer, qp_qcow2_layer_free)
 
 /* Resolve the chain starting at @path with declared @format (the top image first).
@@ -47,10 +51,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpQcow2Layer, qp_qcow2_layer_free)
  * (QP_QCOW2_ERROR_CHAIN: we never probe). Loops (same device+inode seen twice) and
  * chains deeper than QP_QCOW2_MAX_CHAIN_DEPTH are refused. A non-qcow2 layer ends the
  * chain. Returns a GPtrArray of QpQcow2Layer (element free func set). */
-GPtrArray *qp_qcow2_chain_resolve(const char *path, const char *format, GError **error);
+GPtrArray *
+qp_qcow2_chain_resolve(const char *path, const char *format, GError **error);
 
 /* Resolve a backing file name as QEMU does for local files: absolute names are kept,
  * relative names are taken relative to the directory of @image_path. */
-char *qp_qcow2_backing_path(const char *image_path, const char *backing_file);
+char *
+qp_qcow2_backing_path(const char *image_path, const char *backing_file);
 
 G_END_DECLS

@@ -10,56 +10,56 @@
 #include "qp-be.h"
 #include "qp-qcow2-private.h"
 
-G_DEFINE_QUARK(qp-qcow2-error-quark, qp_qcow2_error)
+G_DEFINE_QUARK(qp_qcow2_error, qp_qcow2_error)
 
 /* Header layout (docs/interop/qcow2.txt). */
-#define QP_QCOW2_V2_HEADER_LENGTH     72
-#define QP_QCOW2_V3_MIN_HEADER_LENGTH 104
-#define QP_QCOW2_OFF_MAGIC            0
-#define QP_QCOW2_OFF_VERSION          4
-#define QP_QCOW2_OFF_BACKING_OFFSET   8
-#define QP_QCOW2_OFF_BACKING_SIZE     16
-#define QP_QCOW2_OFF_CLUSTER_BITS     20
-#define QP_QCOW2_OFF_SIZE             24
-#define QP_QCOW2_OFF_CRYPT_METHOD     32
-#define QP_QCOW2_OFF_L1_SIZE          36
-#define QP_QCOW2_OFF_L1_OFFSET        40
-#define QP_QCOW2_OFF_REFTABLE_OFFSET  48
+#define QP_QCOW2_V2_HEADER_LENGTH      72
+#define QP_QCOW2_V3_MIN_HEADER_LENGTH  104
+#define QP_QCOW2_OFF_MAGIC             0
+#define QP_QCOW2_OFF_VERSION           4
+#define QP_QCOW2_OFF_BACKING_OFFSET    8
+#define QP_QCOW2_OFF_BACKING_SIZE      16
+#define QP_QCOW2_OFF_CLUSTER_BITS      20
+#define QP_QCOW2_OFF_SIZE              24
+#define QP_QCOW2_OFF_CRYPT_METHOD      32
+#define QP_QCOW2_OFF_L1_SIZE           36
+#define QP_QCOW2_OFF_L1_OFFSET         40
+#define QP_QCOW2_OFF_REFTABLE_OFFSET   48
 #define QP_QCOW2_OFF_REFTABLE_CLUSTERS 56
-#define QP_QCOW2_OFF_NB_SNAPSHOTS     60
-#define QP_QCOW2_OFF_SNAPSHOTS_OFFSET 64
-#define QP_QCOW2_OFF_INCOMPAT         72
-#define QP_QCOW2_OFF_COMPAT           80
-#define QP_QCOW2_OFF_AUTOCLEAR        88
-#define QP_QCOW2_OFF_REFCOUNT_ORDER   96
-#define QP_QCOW2_OFF_HEADER_LENGTH    100
-#define QP_QCOW2_OFF_COMPRESSION_TYPE 104
+#define QP_QCOW2_OFF_NB_SNAPSHOTS      60
+#define QP_QCOW2_OFF_SNAPSHOTS_OFFSET  64
+#define QP_QCOW2_OFF_INCOMPAT          72
+#define QP_QCOW2_OFF_COMPAT            80
+#define QP_QCOW2_OFF_AUTOCLEAR         88
+#define QP_QCOW2_OFF_REFCOUNT_ORDER    96
+#define QP_QCOW2_OFF_HEADER_LENGTH     100
+#define QP_QCOW2_OFF_COMPRESSION_TYPE  104
 
 /* Feature bits QEMU knows (QCOW2_INCOMPAT_MASK, QCOW2_AUTOCLEAR_MASK). */
-#define QP_QCOW2_INCOMPAT_KNOWN                                                          \
-  (QP_QCOW2_INCOMPAT_DIRTY | QP_QCOW2_INCOMPAT_CORRUPT | QP_QCOW2_INCOMPAT_DATA_FILE |    \
-   QP_QCOW2_INCOMPAT_COMPRESSION | QP_QCOW2_INCOMPAT_EXTL2)
+#define QP_QCOW2_INCOMPAT_KNOWN                                                                    \
+  (QP_QCOW2_INCOMPAT_DIRTY | QP_QCOW2_INCOMPAT_CORRUPT | QP_QCOW2_INCOMPAT_DATA_FILE               \
+   | QP_QCOW2_INCOMPAT_COMPRESSION | QP_QCOW2_INCOMPAT_EXTL2)
 
 /* Header extension types. */
-#define QP_QCOW2_EXT_END             0x00000000U
-#define QP_QCOW2_EXT_BACKING_FORMAT  0xe2792acaU
-#define QP_QCOW2_EXT_FEATURE_TABLE   0x6803f857U
-#define QP_QCOW2_EXT_CRYPTO_HEADER   0x0537be77U
-#define QP_QCOW2_EXT_BITMAPS         0x23852875U
-#define QP_QCOW2_EXT_DATA_FILE       0x44415441U
-#define QP_QCOW2_EXT_HEADER_SIZE     8
-#define QP_QCOW2_FEATURE_ENTRY_SIZE  48 /* type, bit, 46-byte name */
-#define QP_QCOW2_FEATURE_NAME_SIZE   46
-#define QP_QCOW2_CRYPTO_EXT_SIZE     16
-#define QP_QCOW2_BITMAPS_EXT_SIZE    24
+#define QP_QCOW2_EXT_END            0x00000000U
+#define QP_QCOW2_EXT_BACKING_FORMAT 0xe2792acaU
+#define QP_QCOW2_EXT_FEATURE_TABLE  0x6803f857U
+#define QP_QCOW2_EXT_CRYPTO_HEADER  0x0537be77U
+#define QP_QCOW2_EXT_BITMAPS        0x23852875U
+#define QP_QCOW2_EXT_DATA_FILE      0x44415441U
+#define QP_QCOW2_EXT_HEADER_SIZE    8
+#define QP_QCOW2_FEATURE_ENTRY_SIZE 48 /* type, bit, 46-byte name */
+#define QP_QCOW2_FEATURE_NAME_SIZE  46
+#define QP_QCOW2_CRYPTO_EXT_SIZE    16
+#define QP_QCOW2_BITMAPS_EXT_SIZE   24
 
 /* QEMU's limits (block/qcow2.h). The L1 limit bounds the virtual size to 2^61 bytes,
  * so the cache arithmetic in qp-cache.c cannot overflow. */
-#define QP_QCOW2_MAX_L1_SIZE        (32ULL * 1024 * 1024) /* bytes: 2 PiB at 64 KiB */
-#define QP_QCOW2_MAX_REFTABLE_SIZE  (8ULL * 1024 * 1024)  /* bytes: 2 PiB at 64 KiB */
-#define QP_QCOW2_MAX_SNAPSHOTS      65536
-#define QP_QCOW2_SNAPSHOT_HEADER_SIZE 40 /* fixed part of a snapshot table entry */
-#define QP_QCOW2_MAX_BITMAPS        65535
+#define QP_QCOW2_MAX_L1_SIZE               (32ULL * 1024 * 1024) /* bytes: 2 PiB at 64 KiB */
+#define QP_QCOW2_MAX_REFTABLE_SIZE         (8ULL * 1024 * 1024)  /* bytes: 2 PiB at 64 KiB */
+#define QP_QCOW2_MAX_SNAPSHOTS             65536
+#define QP_QCOW2_SNAPSHOT_HEADER_SIZE      40 /* fixed part of a snapshot table entry */
+#define QP_QCOW2_MAX_BITMAPS               65535
 #define QP_QCOW2_MAX_BITMAP_DIRECTORY_SIZE (1024ULL * QP_QCOW2_MAX_BITMAPS)
 /* bs->backing_format is char[16], bs->backing_file char[4096] but the header
  * field is capped at 1023 bytes. */
@@ -106,18 +106,17 @@ qp_qcow2_compression_name(QpQcow2Compression type)
 static gboolean
 qp_qcow2_truncated(GError **error, const char *what, guint64 end, gsize len)
 {
-  g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_TRUNCATED,
-              _("%s ends at byte %" G_GUINT64_FORMAT " but only %" G_GSIZE_FORMAT
-                " bytes are available"),
-              what, end, len);
+  g_set_error(
+      error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_TRUNCATED,
+      _("%s ends at byte %" G_GUINT64_FORMAT " but only %" G_GSIZE_FORMAT " bytes are available"),
+      what, end, len);
   return FALSE;
 }
 
 /* QEMU's qcow2_validate_table, plus a check against the file's size. */
 static gboolean
-qp_qcow2_validate_table(const QpQcow2Header *h, guint64 offset, guint64 entries,
-                        guint64 entry_len, guint64 max_bytes, guint64 file_size,
-                        const char *name, GError **error)
+qp_qcow2_validate_table(const QpQcow2Header *h, guint64 offset, guint64 entries, guint64 entry_len,
+                        guint64 max_bytes, guint64 file_size, const char *name, GError **error)
 {
   guint64 bytes;
 
@@ -206,8 +205,8 @@ qp_qcow2_walk_extensions(QpQcow2Header *h, const guint8 *buf, gsize len, guint64
                   offset, ext_end);
       return FALSE;
     }
-    if (!qp_be_read_u32_safe(buf, len, offset, &magic) ||
-        !qp_be_read_u32_safe(buf, len, offset + 4, &elen)) {
+    if (!qp_be_read_u32_safe(buf, len, offset, &magic)
+        || !qp_be_read_u32_safe(buf, len, offset + 4, &elen)) {
       if (mode == QP_QCOW2_WALK_NAMES_ONLY && len >= file_size)
         return TRUE;
       return qp_qcow2_truncated(error, _("header extension header"), offset + 8, len);
@@ -350,8 +349,8 @@ qp_qcow2_walk_extensions(QpQcow2Header *h, const guint8 *buf, gsize len, guint64
 }
 
 static gboolean
-qp_qcow2_refuse_unknown_features(QpQcow2Header *h, const guint8 *buf, gsize len,
-                                 guint64 file_size, guint64 ext_end, GError **error)
+qp_qcow2_refuse_unknown_features(QpQcow2Header *h, const guint8 *buf, gsize len, guint64 file_size,
+                                 guint64 ext_end, GError **error)
 {
   guint64 unknown = h->incompatible_features & ~(guint64)QP_QCOW2_INCOMPAT_KNOWN;
   g_autoptr(GString) names = g_string_new(NULL);
@@ -359,8 +358,7 @@ qp_qcow2_refuse_unknown_features(QpQcow2Header *h, const guint8 *buf, gsize len,
 
   /* The names are a courtesy: a broken table only loses them, unless the buffer
    * is shorter than the file (then the caller must read more). */
-  if (!qp_qcow2_walk_extensions(h, buf, len, file_size, ext_end, QP_QCOW2_WALK_NAMES_ONLY,
-                                error))
+  if (!qp_qcow2_walk_extensions(h, buf, len, file_size, ext_end, QP_QCOW2_WALK_NAMES_ONLY, error))
     return FALSE;
 
   for (guint bit = 0; bit < 64; bit++) {
@@ -407,19 +405,16 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
 
   g_return_val_if_fail(buf != NULL || len == 0, NULL);
 
-  if (!qp_be_read_u32_safe(buf, len, QP_QCOW2_OFF_MAGIC, &magic))
-    {
+  if (!qp_be_read_u32_safe(buf, len, QP_QCOW2_OFF_MAGIC, &magic)) {
     qp_qcow2_truncated(error, _("qcow2 magic"), 4, len);
     return NULL;
   }
   if (magic != QP_QCOW2_MAGIC) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_NOT_QCOW2,
-                _("not a qcow2 image: magic is 0x%08x, expected 0x%08x"), magic,
-                QP_QCOW2_MAGIC);
+                _("not a qcow2 image: magic is 0x%08x, expected 0x%08x"), magic, QP_QCOW2_MAGIC);
     return NULL;
   }
-  if (!qp_be_in_bounds(len, 0, QP_QCOW2_V2_HEADER_LENGTH))
-    {
+  if (!qp_be_in_bounds(len, 0, QP_QCOW2_V2_HEADER_LENGTH)) {
     qp_qcow2_truncated(error, _("qcow2 header"), QP_QCOW2_V2_HEADER_LENGTH, len);
     return NULL;
   }
@@ -456,12 +451,10 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
     h->refcount_order = 4;
     h->header_length = QP_QCOW2_V2_HEADER_LENGTH;
   } else {
-    if (!qp_be_in_bounds(len, 0, QP_QCOW2_V3_MIN_HEADER_LENGTH))
-      {
-    qp_qcow2_truncated(error, _("qcow2 version 3 header"),
-                                QP_QCOW2_V3_MIN_HEADER_LENGTH, len);
-    return NULL;
-  }
+    if (!qp_be_in_bounds(len, 0, QP_QCOW2_V3_MIN_HEADER_LENGTH)) {
+      qp_qcow2_truncated(error, _("qcow2 version 3 header"), QP_QCOW2_V3_MIN_HEADER_LENGTH, len);
+      return NULL;
+    }
     h->incompatible_features = qp_be_u64(buf + QP_QCOW2_OFF_INCOMPAT);
     h->compatible_features = qp_be_u64(buf + QP_QCOW2_OFF_COMPAT);
     h->autoclear_features = qp_be_u64(buf + QP_QCOW2_OFF_AUTOCLEAR);
@@ -469,8 +462,8 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
     h->header_length = qp_be_u32(buf + QP_QCOW2_OFF_HEADER_LENGTH);
     if (h->header_length < QP_QCOW2_V3_MIN_HEADER_LENGTH) {
       g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                  _("header_length is %u, must be at least %d for version 3"),
-                  h->header_length, QP_QCOW2_V3_MIN_HEADER_LENGTH);
+                  _("header_length is %u, must be at least %d for version 3"), h->header_length,
+                  QP_QCOW2_V3_MIN_HEADER_LENGTH);
       return NULL;
     }
   }
@@ -480,8 +473,7 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
                 h->header_length, h->cluster_size);
     return NULL;
   }
-  if (!qp_be_in_bounds(len, 0, h->header_length))
-    {
+  if (!qp_be_in_bounds(len, 0, h->header_length)) {
     qp_qcow2_truncated(error, _("qcow2 header"), h->header_length, len);
     return NULL;
   }
@@ -507,15 +499,15 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
   } else {
     h->compression_type = QP_QCOW2_COMPRESSION_ZLIB;
   }
-  if (h->compression_type == QP_QCOW2_COMPRESSION_ZLIB &&
-      (h->incompatible_features & QP_QCOW2_INCOMPAT_COMPRESSION) != 0) {
+  if (h->compression_type == QP_QCOW2_COMPRESSION_ZLIB
+      && (h->incompatible_features & QP_QCOW2_INCOMPAT_COMPRESSION) != 0) {
     g_set_error_literal(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
                         _("compression type incompatible feature bit (3) is set, but "
                           "compression_type is 0 (zlib)"));
     return NULL;
   }
-  if (h->compression_type != QP_QCOW2_COMPRESSION_ZLIB &&
-      (h->incompatible_features & QP_QCOW2_INCOMPAT_COMPRESSION) == 0) {
+  if (h->compression_type != QP_QCOW2_COMPRESSION_ZLIB
+      && (h->incompatible_features & QP_QCOW2_INCOMPAT_COMPRESSION) == 0) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
                 _("compression_type is %u (%s), but the compression type incompatible "
                   "feature bit (3) is not set"),
@@ -536,8 +528,8 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
 
   h->extended_l2 = (h->incompatible_features & QP_QCOW2_INCOMPAT_EXTL2) != 0;
   h->l2_entry_size = h->extended_l2 ? 16 : 8;
-  h->subcluster_size = h->extended_l2 ? h->cluster_size / QP_QCOW2_EXTL2_SUBCLUSTERS
-                                      : h->cluster_size;
+  h->subcluster_size
+      = h->extended_l2 ? h->cluster_size / QP_QCOW2_EXTL2_SUBCLUSTERS : h->cluster_size;
   if (h->subcluster_size < (1ULL << QP_QCOW2_MIN_CLUSTER_BITS)) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
                 _("subcluster size is %" G_GUINT64_FORMAT
@@ -549,16 +541,14 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
 
   if (h->refcount_order > 6) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                _("refcount_order is %u, must not exceed 6 (64-bit refcounts)"),
-                h->refcount_order);
+                _("refcount_order is %u, must not exceed 6 (64-bit refcounts)"), h->refcount_order);
     return NULL;
   }
   h->refcount_bits = 1U << h->refcount_order;
 
   if (h->crypt_method > QP_QCOW2_CRYPT_LUKS) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_UNSUPPORTED,
-                _("crypt_method is %u, must be 0 (none), 1 (AES) or 2 (LUKS)"),
-                h->crypt_method);
+                _("crypt_method is %u, must be 0 (none), 1 (AES) or 2 (LUKS)"), h->crypt_method);
     return NULL;
   }
   /* QEMU system emulators (what runs the guest) refuse AES-CBC images. */
@@ -641,12 +631,11 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
                   backing_file_size, MIN((guint64)QP_QCOW2_MAX_BACKING_FILE, room));
       return NULL;
     }
-    if (!qp_be_in_bounds(len, backing_file_offset, backing_file_size))
-      {
-    qp_qcow2_truncated(error, _("backing file name"),
-                                backing_file_offset + backing_file_size, len);
-    return NULL;
-  }
+    if (!qp_be_in_bounds(len, backing_file_offset, backing_file_size)) {
+      qp_qcow2_truncated(error, _("backing file name"), backing_file_offset + backing_file_size,
+                         len);
+      return NULL;
+    }
     if (backing_file_size > 0)
       h->backing_file = qp_qcow2_strndup(buf + backing_file_offset, backing_file_size);
     if (h->backing_file != NULL && h->backing_file[0] == '\0')
@@ -657,10 +646,10 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
 }
 
 /* L1/L2 entry layout (docs/interop/qcow2.txt). */
-#define QP_QCOW2_OFFSET_MASK       0x00fffffffffffe00ULL /* L1E_OFFSET_MASK, L2E_OFFSET_MASK */
-#define QP_QCOW2_OFLAG_COPIED      (1ULL << 63)
-#define QP_QCOW2_OFLAG_COMPRESSED  (1ULL << 62)
-#define QP_QCOW2_OFLAG_ZERO        (1ULL << 0)
+#define QP_QCOW2_OFFSET_MASK      0x00fffffffffffe00ULL /* L1E_OFFSET_MASK, L2E_OFFSET_MASK */
+#define QP_QCOW2_OFLAG_COPIED     (1ULL << 63)
+#define QP_QCOW2_OFLAG_COMPRESSED (1ULL << 62)
+#define QP_QCOW2_OFLAG_ZERO       (1ULL << 0)
 
 gboolean
 qp_qcow2_check_l1_entry(const QpQcow2Header *h, guint64 entry, guint32 l1_index, guint64 limit,
@@ -689,8 +678,8 @@ qp_qcow2_check_l1_entry(const QpQcow2Header *h, guint64 entry, guint32 l1_index,
 }
 
 static gboolean
-qp_qcow2_bad_host_offset(const QpQcow2Header *h, guint64 l2_offset, guint64 index,
-                         guint64 host, guint64 limit, gboolean aligned, GError **error)
+qp_qcow2_bad_host_offset(const QpQcow2Header *h, guint64 l2_offset, guint64 index, guint64 host,
+                         guint64 limit, gboolean aligned, GError **error)
 {
   if (!aligned) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
@@ -709,8 +698,8 @@ qp_qcow2_bad_host_offset(const QpQcow2Header *h, guint64 l2_offset, guint64 inde
 }
 
 gboolean
-qp_qcow2_count_l2_table(const QpQcow2Header *h, const guint8 *l2, guint64 l2_offset,
-                        guint64 limit, QpQcow2Allocation *out, GError **error)
+qp_qcow2_count_l2_table(const QpQcow2Header *h, const guint8 *l2, guint64 l2_offset, guint64 limit,
+                        QpQcow2Allocation *out, GError **error)
 {
   const guint64 entries = h->cluster_size / h->l2_entry_size;
   const guint64 stride = h->l2_entry_size;

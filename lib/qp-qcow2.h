@@ -10,7 +10,8 @@
 G_BEGIN_DECLS
 
 #define QP_QCOW2_ERROR (qp_qcow2_error_quark())
-GQuark qp_qcow2_error_quark(void);
+GQuark
+qp_qcow2_error_quark(void);
 
 typedef enum {
   QP_QCOW2_ERROR_IO,          /* open, stat or read failed (errno text in the message) */
@@ -67,20 +68,20 @@ typedef struct {
 
   /* Derived. */
   gboolean extended_l2;
-  guint32 l2_entry_size;    /* 8, or 16 with extended L2 */
-  guint64 subcluster_size;  /* cluster_size / 32 with extended L2, else cluster_size */
+  guint32 l2_entry_size;   /* 8, or 16 with extended L2 */
+  guint64 subcluster_size; /* cluster_size / 32 with extended L2, else cluster_size */
   gboolean dirty;
   gboolean corrupt;
   gboolean lazy_refcounts;
 
   /* Header extensions. NULL / 0 when absent. */
-  char *backing_file;       /* as stored in the image, not resolved */
-  char *backing_format;     /* backing format extension (0xe2792aca) */
-  char *data_file;          /* external data file name extension (0x44415441) */
-  gboolean data_file_raw;   /* autoclear bit 1 */
+  char *backing_file;           /* as stored in the image, not resolved */
+  char *backing_format;         /* backing format extension (0xe2792aca) */
+  char *data_file;              /* external data file name extension (0x44415441) */
+  gboolean data_file_raw;       /* autoclear bit 1 */
   guint64 crypto_header_offset; /* full disk encryption header extension (0x0537be77) */
   guint64 crypto_header_length;
-  guint32 nb_bitmaps;       /* bitmaps extension (0x23852875) */
+  guint32 nb_bitmaps; /* bitmaps extension (0x23852875) */
   guint64 bitmap_directory_offset;
   guint64 bitmap_directory_size;
   GPtrArray *feature_names; /* of QpQcow2FeatureName, from extension 0x6803f857 */
@@ -100,13 +101,15 @@ typedef struct {
  * check table offsets; pass G_MAXUINT64 when unknown.
  * Returns NULL with QP_QCOW2_ERROR_TRUNCATED when @buf is too short for what the
  * header says; the message names the field and its value. */
-QpQcow2Header *qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size,
-                                     GError **error);
-void qp_qcow2_header_free(QpQcow2Header *header);
+QpQcow2Header *
+qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **error);
+void
+qp_qcow2_header_free(QpQcow2Header *header);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpQcow2Header, qp_qcow2_header_free)
 
 /* Short human names for JSON/tables: "zlib"/"zstd". */
-const char *qp_qcow2_compression_name(QpQcow2Compression type);
+const char *
+qp_qcow2_compression_name(QpQcow2Compression type);
 
 /* Allocation found by walking the L1 and L2 tables. */
 typedef struct {
@@ -117,7 +120,8 @@ typedef struct {
 
 /* Walk the active L1 table and every allocated L2 table of an image held whole in @buf
  * (fuzzable). Every table offset is validated against @len before use. */
-gboolean qp_qcow2_allocation_scan_buffer(const QpQcow2Header *header, const guint8 *buf,
-                                         gsize len, QpQcow2Allocation *out, GError **error);
+gboolean
+qp_qcow2_allocation_scan_buffer(const QpQcow2Header *header, const guint8 *buf, gsize len,
+                                QpQcow2Allocation *out, GError **error);
 
 G_END_DECLS

@@ -6,37 +6,34 @@
 
 #include "qp-size.h"
 
-G_DEFINE_QUARK(qp-size-error-quark, qp_size_error)
+G_DEFINE_QUARK(qp_size_error, qp_size_error)
 
 typedef struct {
   const char *suffix; /* lower case */
   guint64 scale;
 } QpSizeUnit;
 
-#define QP_KIB 1024ULL
-#define QP_KB  1000ULL
-
 static const QpSizeUnit qp_size_units[] = {
-  {"", 1},
-  {"b", 1},
-  {"k", QP_KIB},
-  {"kib", QP_KIB},
-  {"m", QP_KIB * QP_KIB},
-  {"mib", QP_KIB * QP_KIB},
-  {"g", QP_KIB * QP_KIB * QP_KIB},
-  {"gib", QP_KIB * QP_KIB * QP_KIB},
-  {"t", QP_KIB * QP_KIB * QP_KIB * QP_KIB},
-  {"tib", QP_KIB * QP_KIB * QP_KIB * QP_KIB},
-  {"p", QP_KIB * QP_KIB * QP_KIB * QP_KIB * QP_KIB},
-  {"pib", QP_KIB * QP_KIB * QP_KIB * QP_KIB * QP_KIB},
-  {"e", QP_KIB * QP_KIB * QP_KIB * QP_KIB * QP_KIB * QP_KIB},
-  {"eib", QP_KIB * QP_KIB * QP_KIB * QP_KIB * QP_KIB * QP_KIB},
-  {"kb", QP_KB},
-  {"mb", QP_KB * QP_KB},
-  {"gb", QP_KB * QP_KB * QP_KB},
-  {"tb", QP_KB * QP_KB * QP_KB * QP_KB},
-  {"pb", QP_KB * QP_KB * QP_KB * QP_KB * QP_KB},
-  {"eb", QP_KB * QP_KB * QP_KB * QP_KB * QP_KB * QP_KB},
+  { "", 1 },
+  { "b", 1 },
+  { "k", 1ULL << 10 },
+  { "kib", 1ULL << 10 },
+  { "m", 1ULL << 20 },
+  { "mib", 1ULL << 20 },
+  { "g", 1ULL << 30 },
+  { "gib", 1ULL << 30 },
+  { "t", 1ULL << 40 },
+  { "tib", 1ULL << 40 },
+  { "p", 1ULL << 50 },
+  { "pib", 1ULL << 50 },
+  { "e", 1ULL << 60 },
+  { "eib", 1ULL << 60 },
+  { "kb", 1000ULL },
+  { "mb", 1000000ULL },
+  { "gb", 1000000000ULL },
+  { "tb", 1000000000000ULL },
+  { "pb", 1000000000000000ULL },
+  { "eb", 1000000000000000000ULL },
 };
 
 gboolean
@@ -51,8 +48,7 @@ qp_size_parse(const char *str, guint64 *out, GError **error)
 
   if (!g_ascii_isdigit(*p)) {
     g_set_error(error, QP_SIZE_ERROR, QP_SIZE_ERROR_INVALID,
-                _("invalid size '%s': expected an unsigned integer with an optional unit"),
-                str);
+                _("invalid size '%s': expected an unsigned integer with an optional unit"), str);
     return FALSE;
   }
   for (; g_ascii_isdigit(*p); p++) {
@@ -90,7 +86,7 @@ qp_size_parse(const char *str, guint64 *out, GError **error)
 char *
 qp_size_format(guint64 bytes)
 {
-  static const char *const names[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  static const char *const names[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
   guint idx = 0;
   guint64 scale = 1;
 

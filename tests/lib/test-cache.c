@@ -11,7 +11,7 @@
 static QpCacheGeometry
 geo_make(guint64 v, guint32 bits, gboolean ext)
 {
-  QpCacheGeometry g = {.virtual_size = v, .cluster_bits = bits, .extended_l2 = ext};
+  QpCacheGeometry g = { .virtual_size = v, .cluster_bits = bits, .extended_l2 = ext };
   return g;
 }
 
@@ -46,8 +46,8 @@ test_cache_coverage_table(void)
     gboolean ext;
     guint64 covered;
   } rows[] = {
-    {16, FALSE, 256 * GiB}, {16, TRUE, 128 * GiB}, {17, FALSE, 512 * GiB},
-    {17, TRUE, 256 * GiB},  {21, FALSE, 8 * TiB},  {21, TRUE, 4 * TiB},
+    { 16, FALSE, 256 * GiB }, { 16, TRUE, 128 * GiB }, { 17, FALSE, 512 * GiB },
+    { 17, TRUE, 256 * GiB },  { 21, FALSE, 8 * TiB },  { 21, TRUE, 4 * TiB },
   };
   for (guint i = 0; i < G_N_ELEMENTS(rows); i++) {
     /* Large enough that 32 MiB does not hold all L2 tables. */
@@ -62,8 +62,8 @@ test_cache_coverage_table(void)
     g_assert_cmpuint(s.l2_entries, ==, 8192);
     covered = s.l2_entries * s.l2_entry_size / entry * (1ULL << rows[i].bits);
     g_assert_cmpuint(covered, ==, rows[i].covered);
-    g_assert_cmpfloat_with_epsilon(s.l2_coverage,
-                                   (double)rows[i].covered / (double)(64 * TiB), 1e-12);
+    g_assert_cmpfloat_with_epsilon(s.l2_coverage, (double)rows[i].covered / (double)(64 * TiB),
+                                   1e-12);
   }
 }
 
@@ -142,18 +142,18 @@ test_cache_policy_percent(void)
     guint64 l2;
   } cases[] = {
     /* 1 TiB, 64 KiB: L2FULL 128 MiB; a policy never goes below QEMU's 32 MiB. */
-    {1 * TiB, 50, 64 * MiB},
-    {1 * TiB, 75, 96 * MiB},
-    {1 * TiB, 25, 32 * MiB},
-    {1 * TiB, 10, 32 * MiB},
-    {1 * TiB, 1, 32 * MiB},
+    { 1 * TiB, 50, 64 * MiB },
+    { 1 * TiB, 75, 96 * MiB },
+    { 1 * TiB, 25, 32 * MiB },
+    { 1 * TiB, 10, 32 * MiB },
+    { 1 * TiB, 1, 32 * MiB },
     /* 3 TiB: L2FULL 384 MiB; ceil then round up to 4096. */
-    {3 * TiB, 33, 132878336},
-    {3 * TiB, 99, 398626816},
-    {3 * TiB, 100, 384 * MiB},
+    { 3 * TiB, 33, 132878336 },
+    { 3 * TiB, 99, 398626816 },
+    { 3 * TiB, 100, 384 * MiB },
     /* Small images get all of L2FULL whatever the percentage. */
-    {10 * GiB, 1, 1280 * KiB},
-    {10 * GiB, 100, 1280 * KiB},
+    { 10 * GiB, 1, 1280 * KiB },
+    { 10 * GiB, 100, 1280 * KiB },
   };
   for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
     QpCacheGeometry g = geo_make(cases[i].v, 16, FALSE);

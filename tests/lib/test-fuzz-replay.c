@@ -28,8 +28,8 @@ run(const char *const *argv)
   g_autofree char *err = NULL;
   int status = 0;
   if (!g_spawn_sync(tmpdir, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
-                    &status, &error) ||
-      !g_spawn_check_wait_status(status, &error))
+                    &status, &error)
+      || !g_spawn_check_wait_status(status, &error))
     g_error("%s: %s %s", argv[0], error->message, err != NULL ? err : "");
 }
 
@@ -37,23 +37,23 @@ static void
 make_seeds(void)
 {
   static const char *const cmds[][12] = {
-    {"qemu-img", "create", "-q", "-f", "qcow2", "s-v3.qcow2", "64M"},
-    {"qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=0.10", "s-v2.qcow2", "64M"},
-    {"qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=512", "s-512.qcow2", "8M"},
-    {"qemu-img", "create", "-q", "-f", "qcow2", "-o", "extended_l2=on,cluster_size=16k",
-     "s-extl2.qcow2", "64M"},
-    {"qemu-img", "create", "-q", "-f", "qcow2", "-o", "compression_type=zstd", "s-zstd.qcow2",
-     "64M"},
-    {"qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=s-data.raw", "s-ext.qcow2",
-     "64M"},
-    {"qemu-img", "create", "-q", "-f", "qcow2", "-o", "refcount_bits=1", "s-r1.qcow2", "64M"},
-    {"qemu-img", "create", "-q", "-f", "qcow2", "-b", "s-v3.qcow2", "-F", "qcow2",
-     "s-backed.qcow2"},
-    {"qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata,cluster_size=4k",
-     "s-prealloc.qcow2", "16M"},
-    {"qemu-io", "-f", "qcow2", "-c", "write 0 64k", "-c", "write -c 1M 64k", "-c",
-     "write -z 2M 64k", "s-v3.qcow2"},
-    {"qemu-img", "bitmap", "--add", "s-r1.qcow2", "b0"},
+    { "qemu-img", "create", "-q", "-f", "qcow2", "s-v3.qcow2", "64M" },
+    { "qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=0.10", "s-v2.qcow2", "64M" },
+    { "qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=512", "s-512.qcow2", "8M" },
+    { "qemu-img", "create", "-q", "-f", "qcow2", "-o", "extended_l2=on,cluster_size=16k",
+      "s-extl2.qcow2", "64M" },
+    { "qemu-img", "create", "-q", "-f", "qcow2", "-o", "compression_type=zstd", "s-zstd.qcow2",
+      "64M" },
+    { "qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=s-data.raw", "s-ext.qcow2",
+      "64M" },
+    { "qemu-img", "create", "-q", "-f", "qcow2", "-o", "refcount_bits=1", "s-r1.qcow2", "64M" },
+    { "qemu-img", "create", "-q", "-f", "qcow2", "-b", "s-v3.qcow2", "-F", "qcow2",
+      "s-backed.qcow2" },
+    { "qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata,cluster_size=4k",
+      "s-prealloc.qcow2", "16M" },
+    { "qemu-io", "-f", "qcow2", "-c", "write 0 64k", "-c", "write -c 1M 64k", "-c",
+      "write -z 2M 64k", "s-v3.qcow2" },
+    { "qemu-img", "bitmap", "--add", "s-r1.qcow2", "b0" },
   };
   static const char *const names[] = {
     "s-v3.qcow2",  "s-v2.qcow2", "s-512.qcow2",    "s-extl2.qcow2",    "s-zstd.qcow2",

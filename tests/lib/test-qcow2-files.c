@@ -36,12 +36,12 @@ run_argv(const char *const *argv)
   return g_steal_pointer(&out);
 }
 
-#define RUN(...)                                                                             \
-  G_STMT_START                                                                               \
-  {                                                                                          \
-    const char *const argv_[] = {__VA_ARGS__, NULL};                                         \
-    g_free(run_argv(argv_));                                                                 \
-  }                                                                                          \
+#define RUN(...)                                                                                   \
+  G_STMT_START                                                                                     \
+  {                                                                                                \
+    const char *const argv_[] = { __VA_ARGS__, NULL };                                             \
+    g_free(run_argv(argv_));                                                                       \
+  }                                                                                                \
   G_STMT_END
 
 static QpQcow2Header *
@@ -59,7 +59,7 @@ read_ok(const char *name)
 static guint64
 qemu_allocated_clusters(const char *name)
 {
-  const char *const argv[] = {"qemu-img", "check", "--output=json", "-f", "qcow2", name, NULL};
+  const char *const argv[] = { "qemu-img", "check", "--output=json", "-f", "qcow2", name, NULL };
   g_autofree char *out = run_argv(argv);
   g_autoptr(GRegex) re = g_regex_new("\"allocated-clusters\": *([0-9]+)", 0, 0, NULL);
   g_autoptr(GMatchInfo) m = NULL;
@@ -100,7 +100,7 @@ test_files_cluster_sizes(void)
   static const struct {
     const char *size;
     guint32 bits;
-  } sizes[] = {{"512", 9}, {"4k", 12}, {"64k", 16}, {"128k", 17}, {"2M", 21}};
+  } sizes[] = { { "512", 9 }, { "4k", 12 }, { "64k", 16 }, { "128k", 17 }, { "2M", 21 } };
   for (guint i = 0; i < G_N_ELEMENTS(sizes); i++) {
     g_autofree char *name = g_strdup_printf("c%u.qcow2", sizes[i].bits);
     g_autofree char *opt = g_strdup_printf("cluster_size=%s", sizes[i].size);
@@ -141,8 +141,7 @@ test_files_zstd(void)
 {
   g_autoptr(QpQcow2Header) h = NULL;
   QpQcow2Allocation a;
-  RUN("qemu-img", "create", "-q", "-f", "qcow2", "-o", "compression_type=zstd", "zstd.qcow2",
-      "1G");
+  RUN("qemu-img", "create", "-q", "-f", "qcow2", "-o", "compression_type=zstd", "zstd.qcow2", "1G");
   RUN("qemu-io", "-f", "qcow2", "-c", "write -c 0 64k", "-c", "write 1M 64k", "zstd.qcow2");
   h = read_ok("zstd.qcow2");
   g_assert_cmpint(h->compression_type, ==, QP_QCOW2_COMPRESSION_ZSTD);
@@ -262,8 +261,7 @@ test_files_depth(void)
   for (guint i = 1; i <= 200; i++) {
     g_autofree char *name = g_strdup_printf("deep/l%u.qcow2", i);
     g_autofree char *back = g_strdup_printf("l%u.qcow2", i - 1);
-    RUN("qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", back, "-F", "qcow2", name,
-        "1M");
+    RUN("qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", back, "-F", "qcow2", name, "1M");
   }
   top200 = tmp_path("deep/l199.qcow2");
   chain = qp_qcow2_chain_resolve(top200, "qcow2", &error);
@@ -304,8 +302,8 @@ test_files_no_backing_format(void)
    * QEMU 6.1 have none): turn the backing format extension into an unknown one. */
   g_assert_true(g_file_get_contents(path, &data, &len, NULL));
   for (gsize off = 104; off + 8 <= MIN(len, 4096); off += 8) {
-    if ((guint8)data[off] == 0xe2 && (guint8)data[off + 1] == 0x79 &&
-        (guint8)data[off + 2] == 0x2a && (guint8)data[off + 3] == 0xca) {
+    if ((guint8)data[off] == 0xe2 && (guint8)data[off + 1] == 0x79 && (guint8)data[off + 2] == 0x2a
+        && (guint8)data[off + 3] == 0xca) {
       data[off] = 0x7f;
       patched = TRUE;
       break;
@@ -351,7 +349,7 @@ test_files_not_files(void)
   g_autofree char *dir = tmp_path("adir");
   g_autofree char *link_a = tmp_path("link-a");
   g_autofree char *link_b = tmp_path("link-b");
-  const char *paths[] = {fifo, dir, link_a, "/dev/null"};
+  const char *paths[] = { fifo, dir, link_a, "/dev/null" };
   guint64 size = 0;
 
   g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
@@ -423,8 +421,8 @@ test_files_allocation(void)
   RUN("qemu-img", "create", "-q", "-f", "qcow2", "alloc.qcow2", "2G");
   /* Clusters: 0; 1M (one, partial); 512M..512M+128k (two, second L2 table);
    * a zero write (no host cluster); a compressed cluster in a third L2 table. */
-  RUN("qemu-io", "-f", "qcow2", "-c", "write 0 64k", "-c", "write 1M 4k", "-c",
-      "write 512M 128k", "-c", "write -z 10M 64k", "-c", "write -c 1536M 64k", "alloc.qcow2");
+  RUN("qemu-io", "-f", "qcow2", "-c", "write 0 64k", "-c", "write 1M 4k", "-c", "write 512M 128k",
+      "-c", "write -z 10M 64k", "-c", "write -c 1536M 64k", "alloc.qcow2");
   h = read_ok("alloc.qcow2");
   scan_ok("alloc.qcow2", h, &a);
   g_assert_cmpuint(a.l2_tables, ==, 3);
@@ -446,8 +444,7 @@ test_files_preallocated(void)
   g_autoptr(QpQcow2Header) h = NULL;
   QpQcow2Allocation a;
 
-  RUN("qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", "pre.qcow2",
-      "4G");
+  RUN("qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", "pre.qcow2", "4G");
   h = read_ok("pre.qcow2");
   scan_ok("pre.qcow2", h, &a);
   g_assert_cmpuint(a.l2_tables, ==, 8);

@@ -20,7 +20,7 @@
  * BACKING_OFFSET), 1 refcount table, 2 L1 table, 3 L2 table, 4 data, 5 zero-alloc data. */
 #define BACKING_OFFSET       1024 /* with clusters of 4 KiB and more */
 #define BACKING_OFFSET_SMALL 256  /* below */
-#define N_CLUSTERS     6
+#define N_CLUSTERS           6
 
 typedef struct {
   guint32 version;
@@ -131,7 +131,7 @@ image_build(const Spec *s)
   if (s->backing_format != NULL)
     image_add_ext(img, EXT_BACKING_FORMAT, s->backing_format, strlen(s->backing_format));
   if (s->feature_table) {
-    guint8 table[48 * 2] = {0};
+    guint8 table[48 * 2] = { 0 };
     table[0] = 0;
     table[1] = 5;
     memcpy(table + 2, "future-feature", 14);
@@ -150,9 +150,9 @@ image_build(const Spec *s)
   /* L1[0] -> L2 at cluster 3. */
   put64(img->data + 2 * c, (3 * c) | OFLAG_COPIED);
   l2 = img->data + 3 * c;
-  put64(l2 + 0 * l2_entry, (4 * c) | OFLAG_COPIED);     /* normal */
+  put64(l2 + 0 * l2_entry, (4 * c) | OFLAG_COPIED); /* normal */
   if (l2_entry == 8) {
-    put64(l2 + 2 * l2_entry, 1);                        /* zero, no host cluster */
+    put64(l2 + 2 * l2_entry, 1);                          /* zero, no host cluster */
     put64(l2 + 3 * l2_entry, (5 * c) | 1 | OFLAG_COPIED); /* zero with host cluster */
   } else {
     put64(l2 + 3 * l2_entry, (5 * c) | OFLAG_COPIED);
@@ -193,7 +193,7 @@ test_valid(void)
   g_autoptr(Image) img = image_build(&s);
   g_autoptr(GError) error = NULL;
   g_autoptr(QpQcow2Header) h = parse(img, &error);
-  QpQcow2Allocation a = {0};
+  QpQcow2Allocation a = { 0 };
   QpQcow2FeatureName *f;
 
   g_assert_no_error(error);
@@ -275,7 +275,7 @@ test_magic_version(void)
 static void
 test_cluster_bits(void)
 {
-  static const guint32 bad[] = {0, 8, 22, 31, 32, 63, 64, 255, 0xffffffff};
+  static const guint32 bad[] = { 0, 8, 22, 31, 32, 63, 64, 255, 0xffffffff };
   for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
     Spec s = spec_default();
     g_autoptr(Image) img = image_build(&s);
@@ -288,7 +288,7 @@ test_cluster_bits(void)
     g_autoptr(Image) img = NULL;
     g_autoptr(GError) error = NULL;
     g_autoptr(QpQcow2Header) h = NULL;
-    QpQcow2Allocation a = {0};
+    QpQcow2Allocation a = { 0 };
     s.cluster_bits = bits;
     s.feature_table = bits > 9; /* 512-byte clusters: keep extensions below the name */
     img = image_build(&s);
@@ -445,7 +445,7 @@ test_extended_l2(void)
       g_assert_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID);
       g_assert_nonnull(strstr(error->message, "subcluster"));
     } else {
-      QpQcow2Allocation a = {0};
+      QpQcow2Allocation a = { 0 };
       g_assert_no_error(error);
       g_assert_true(h->extended_l2);
       g_assert_cmpuint(h->l2_entry_size, ==, 16);
@@ -480,7 +480,7 @@ test_crypt(void)
   s.no_end_marker = TRUE;
   img = image_build(&s);
   {
-    guint8 ext[16] = {0};
+    guint8 ext[16] = { 0 };
     put64(ext, 3 * 65536);
     image_add_ext(img, EXT_CRYPTO, ext, 16);
     image_add_ext(img, 0, NULL, 0);
@@ -560,8 +560,7 @@ test_l1_size(void)
   expect_error(img, QP_QCOW2_ERROR_TRUNCATED, "active L1 table");
   {
     g_autoptr(GError) error = NULL;
-    g_autoptr(QpQcow2Header) h =
-      qp_qcow2_header_parse(img->data, img->len, G_MAXUINT64, &error);
+    g_autoptr(QpQcow2Header) h = qp_qcow2_header_parse(img->data, img->len, G_MAXUINT64, &error);
     QpQcow2Allocation a;
     g_assert_no_error(error);
     /* The buffer scan must refuse a table the buffer cannot hold. */
@@ -639,7 +638,7 @@ test_extensions(void)
   s.no_end_marker = TRUE;
   img = image_build(&s);
   {
-    guint8 ext[24] = {0};
+    guint8 ext[24] = { 0 };
     put32(ext, 1);
     put64(ext + 8, 1024);
     put64(ext + 16, 3 * 65536);
@@ -649,7 +648,7 @@ test_extensions(void)
   }
   g_clear_pointer(&img, image_free);
   for (guint round = 0; round < 4; round++) {
-    guint8 ext[24] = {0};
+    guint8 ext[24] = { 0 };
     s = spec_default();
     s.no_end_marker = TRUE;
     s.autoclear = round == 0 ? 0 : 1;
@@ -772,13 +771,13 @@ test_allocation_hostile(void)
     guint64 value;
     int code;
   } cases[] = {
-    {TRUE, 3 * 65536 + 512, QP_QCOW2_ERROR_INVALID},  /* unaligned L2 table */
-    {TRUE, 6 * 65536, QP_QCOW2_ERROR_TRUNCATED},      /* L2 table past the end */
-    {TRUE, 0x00fffffffffe0000ULL, QP_QCOW2_ERROR_TRUNCATED},
-    {FALSE, 4 * 65536 + 512, QP_QCOW2_ERROR_INVALID}, /* unaligned data cluster */
-    {FALSE, 6 * 65536, QP_QCOW2_ERROR_INVALID},       /* data past the end */
-    {FALSE, 0x00ffffffffff0000ULL, QP_QCOW2_ERROR_INVALID},
-    {FALSE, (1ULL << 62) | 0x3fffffffffffULL, QP_QCOW2_ERROR_INVALID}, /* compressed past end */
+    { TRUE, 3 * 65536 + 512, QP_QCOW2_ERROR_INVALID }, /* unaligned L2 table */
+    { TRUE, 6 * 65536, QP_QCOW2_ERROR_TRUNCATED },     /* L2 table past the end */
+    { TRUE, 0x00fffffffffe0000ULL, QP_QCOW2_ERROR_TRUNCATED },
+    { FALSE, 4 * 65536 + 512, QP_QCOW2_ERROR_INVALID }, /* unaligned data cluster */
+    { FALSE, 6 * 65536, QP_QCOW2_ERROR_INVALID },       /* data past the end */
+    { FALSE, 0x00ffffffffff0000ULL, QP_QCOW2_ERROR_INVALID },
+    { FALSE, (1ULL << 62) | 0x3fffffffffffULL, QP_QCOW2_ERROR_INVALID }, /* compressed past end */
   };
 
   g_assert_nonnull(h);
