@@ -533,17 +533,19 @@ layout_compute(QpLayout *l, guint32 cluster_bits, gboolean extended_l2, guint64 
 static guint
 layout_choose(const QpLayout *layouts, guint n, guint64 budget, guint64 io_size)
 {
-  gboolean any_candidate = FALSE;
+  guint64 coarsest = 0;
   gint best_fit = -1;
   gint best_cover = -1;
 
+  /* An I/O size no layout reaches asks for the coarsest granularity there is. */
   for (guint i = 0; i < n; i++) {
-    if (layouts[i].possible && layouts[i].granularity >= io_size)
-      any_candidate = TRUE;
+    if (layouts[i].possible)
+      coarsest = MAX(coarsest, layouts[i].granularity);
   }
+  io_size = MIN(io_size, coarsest);
   for (guint i = 0; i < n; i++) {
     const QpLayout *l = &layouts[i];
-    if (!l->possible || (any_candidate && l->granularity < io_size))
+    if (!l->possible || l->granularity < io_size)
       continue;
     /* Layouts come in increasing cluster size, so strict comparisons keep ties on the
      * smaller cluster. */
@@ -594,8 +596,8 @@ recommend_rule(guint64 budget, guint64 io_size)
       _("Among the layouts whose allocation granularity is at least the I/O size (%s), the one "
         "with the smallest granularity whose L2 full size fits the %s cache budget (the whole "
         "disk stays mapped); if none fits, the one whose budget maps the largest share of the "
-        "disk. Ties go to the smaller cluster size. When no layout reaches the I/O size, all "
-        "are considered."),
+        "disk. Ties go to the smaller cluster size. An I/O size larger than every granularity "
+        "counts as the largest one."),
       io, b);
 }
 
