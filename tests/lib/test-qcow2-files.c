@@ -164,6 +164,16 @@ test_files_data_file(void)
   scan_ok("ext.qcow2", h, &a);
   /* Host offsets are in data.raw, offset 0 included. */
   g_assert_cmpuint(a.data_clusters, ==, 3);
+  g_assert_cmpuint(a.data_clusters, ==, qemu_allocated_clusters("ext.qcow2"));
+
+  /* Preallocated: every cluster, the one at data-file offset 0 as well. */
+  RUN("qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=data2.raw,preallocation=metadata",
+      "ext2.qcow2", "1G");
+  g_clear_pointer(&h, qp_qcow2_header_free);
+  h = read_ok("ext2.qcow2");
+  scan_ok("ext2.qcow2", h, &a);
+  g_assert_cmpuint(a.data_clusters, ==, 16384);
+  g_assert_cmpuint(a.data_clusters, ==, qemu_allocated_clusters("ext2.qcow2"));
 }
 
 static void
@@ -480,6 +490,63 @@ test_files_corrupt_l2(void)
   g_assert_nonnull(strstr(error->message, "not aligned"));
 }
 
+static void
+test_files_luks(void)
+{
+  g_autoptr(QpQcow2Header) h = NULL;
+  RUN("qemu-img", "create", "-q", "--object", "secret,id=sec0,data=test-passphrase", "-f", "qcow2",
+      "-o", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10", "luks.qcow2", "1G");
+  h = read_ok("luks.qcow2");
+  g_assert_cmpuint(h->crypt_method, ==, 2);
+  g_assert_cmpuint(h->crypto_header_offset, !=, 0);
+  g_assert_cmpuint(h->crypto_header_offset % h->cluster_size, ==, 0);
+  g_assert_cmpuint(h->crypto_header_length, >, 0);
+}
+
+static void
+test_files_snapshots(void)
+{
+  g_autoptr(QpQcow2Header) h = NULL;
+  QpQcow2Allocation a;
+  RUN("qemu-img", "create", "-q", "-f", "qcow2", "snap.qcow2", "1G");
+  RUN("qemu-io", "-f", "qcow2", "-c", "write 0 128k", "snap.qcow2");
+  RUN("qemu-img", "snapshot", "-c", "first", "snap.qcow2");
+  RUN("qemu-io", "-f", "qcow2", "-c", "write 64k 64k", "-c", "write 300M 64k", "snap.qcow2");
+  RUN("qemu-img", "snapshot", "-c", "second", "snap.qcow2");
+  h = read_ok("snap.qcow2");
+  g_assert_cmpuint(h->nb_snapshots, ==, 2);
+  g_assert_cmpuint(h->snapshots_offset, !=, 0);
+  g_assert_cmpuint(h->snapshots_offset % h->cluster_size, ==, 0);
+  /* The active L1 only: cluster 0, the rewritten cluster 1 and the one at 300M. */
+  scan_ok("snap.qcow2", h, &a);
+  g_assert_cmpuint(a.data_clusters, ==, 3);
+  g_assert_cmpuint(a.data_clusters, ==, qemu_allocated_clusters("snap.qcow2"));
+}
+
+static void
+test_files_resized(void)
+{
+  g_autoptr(QpQcow2Header) h = NULL;
+  QpQcow2Allocation a;
+  RUN("qemu-img", "create", "-q", "-f", "qcow2", "grow.qcow2", "1G");
+  RUN("qemu-io", "-f", "qcow2", "-c", "write 0 64k", "grow.qcow2");
+  RUN("qemu-img", "resize", "-q", "grow.qcow2", "+99G");
+  RUN("qemu-io", "-f", "qcow2", "-c", "write 90G 64k", "grow.qcow2");
+  h = read_ok("grow.qcow2");
+  g_assert_cmpuint(h->virtual_size, ==, 100ULL << 30);
+  g_assert_cmpuint(h->l1_size, >=, 200); /* 512 MiB per L1 entry at 64 KiB */
+  scan_ok("grow.qcow2", h, &a);
+  g_assert_cmpuint(a.l2_tables, ==, 2);
+  g_assert_cmpuint(a.data_clusters, ==, qemu_allocated_clusters("grow.qcow2"));
+  g_clear_pointer(&h, qp_qcow2_header_free);
+  RUN("qemu-img", "resize", "-q", "--shrink", "grow.qcow2", "10G");
+  h = read_ok("grow.qcow2");
+  g_assert_cmpuint(h->virtual_size, ==, 10ULL << 30);
+  scan_ok("grow.qcow2", h, &a);
+  g_assert_cmpuint(a.data_clusters, ==, 1);
+  g_assert_cmpuint(a.data_clusters, ==, qemu_allocated_clusters("grow.qcow2"));
+}
+
 /* A header whose extensions reach past the first 4 KiB read: the file layer must read
  * on, up to the first cluster, and find everything. */
 static void
@@ -564,6 +631,9 @@ main(int argc, char **argv)
   g_test_add_func("/qcow2-files/preallocated", test_files_preallocated);
   g_test_add_func("/qcow2-files/corrupt-l2", test_files_corrupt_l2);
   g_test_add_func("/qcow2-files/long-header", test_files_long_header);
+  g_test_add_func("/qcow2-files/luks", test_files_luks);
+  g_test_add_func("/qcow2-files/snapshots", test_files_snapshots);
+  g_test_add_func("/qcow2-files/resized", test_files_resized);
   ret = g_test_run();
   rm_rf(tmpdir);
   g_free(tmpdir);
