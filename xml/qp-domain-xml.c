@@ -64,6 +64,8 @@ collect_error(void *user_data, xmlErrorPtr err)
     return;
   state->have_error = TRUE;
   state->error_message = g_strchomp(g_strdup(err->message != NULL ? err->message : "?"));
+  /* libxml2 splits some messages over lines; a failure is reported on one */
+  g_strdelimit(state->error_message, "\n", ' ');
   state->error_line = err->line;
   state->error_column = err->int2;
 }
