@@ -1,0 +1,760 @@
+/* Unit tests of xml/: safe parsing, disks, the policy element, plan and rewrite.
+ * Images are made with qemu-img in a temporary directory. */
+#include "config.h"
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "qp-domain-xml.h"
+#include "qp-plan.h"
+#include "qp-policy.h"
+#include "qp-xml-private.h"
+
+#define MIB (1024ULL * 1024)
+#define QC  "xmlns:qc=\"" QP_POLICY_NS_URI "\""
+
+static char *image_dir;
+
+static void
+qemu_img(const char *args)
+{
+  g_autofree char *cmd = g_strdup_printf("qemu-img %s", args);
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  int status = 0;
+
+  g_assert_true(g_spawn_command_line_sync(cmd, NULL, &err, &status, &error));
+  g_assert_no_error(error);
+  if (!g_spawn_check_wait_status(status, NULL))
+    g_error("%s failed: %s", cmd, err);
+}
+
+static void
+make_images(void)
+{
+  g_autofree char *cmd = NULL;
+
+  image_dir = g_dir_make_tmp("qp-test-xml-XXXXXX", NULL);
+  g_assert_nonnull(image_dir);
+  cmd = g_strdup_printf("create -q -f qcow2 %s/base.qcow2 20G", image_dir);
+  qemu_img(cmd);
+  g_free(cmd);
+  cmd = g_strdup_printf("create -q -f qcow2 -b base.qcow2 -F qcow2 %s/top.qcow2 1T", image_dir);
+  qemu_img(cmd);
+  g_free(cmd);
+  cmd = g_strdup_printf("create -q -f qcow2 -o extended_l2=on %s/ext.qcow2 512G", image_dir);
+  qemu_img(cmd);
+  g_free(cmd);
+  cmd = g_strdup_printf("create -q -f raw %s/raw.img 1M", image_dir);
+  qemu_img(cmd);
+}
+
+static void
+remove_images(void)
+{
+  const char *names[] = {"base.qcow2", "top.qcow2", "ext.qcow2", "raw.img"};
+  for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+    g_autofree char *p = g_build_filename(image_dir, names[i], NULL);
+    g_unlink(p);
+  }
+  g_rmdir(image_dir);
+  g_free(image_dir);
+}
+
+/* A domain with @metadata and @disks, @DIR@ replaced by the image directory. */
+static char *
+domain_xml(const char *metadata, const char *disks)
+{
+  g_autofree char *text = g_strdup_printf(
+    "<domain type='qemu'>\n"
+    "  <name>unit</name>\n"
+    "  <uuid>8f0e2c3a-0000-4000-8000-000000000001</uuid>\n"
+    "  <metadata>\n"
+    "    %s\n"
+    "  </metadata>\n"
+    "  <memory unit='KiB'>65536</memory>\n"
+    "  <os>\n"
+    "    <type arch='x86_64' machine='pc'>hvm</type>\n"
+    "  </os>\n"
+    "  <devices>\n"
+    "%s"
+    "  </devices>\n"
+    "</domain>\n",
+    metadata, disks);
+  g_auto(GStrv) parts = g_strsplit(text, "@DIR@", -1);
+  return g_strjoinv(image_dir, parts);
+}
+
+#define DISK(type, fmt, src, dev, extra)                                                     \
+  "    <disk type='" type "' device='disk'>\n"                                                 \
+  "      <driver name='qemu' type='" fmt "'/>\n"                                               \
+  "      " src "\n" extra "      <target dev='" dev "' bus='virtio'/>\n"                        \
+  "    </disk>\n"
+
+/* ---- parsing ---- */
+
+static void
+test_parse_basic(void)
+{
+  g_autofree char *text = domain_xml(
+    "<qc:l2cache " QC " percent='50'/>",
+    DISK("file", "qcow2", "<source file='/a.qcow2'/>", "vda",
+         "      <backingStore type='block'><format type='qcow2'><metadata_cache><max_size "
+         "unit='KiB'>512</max_size></metadata_cache></format><source dev='/dev/b'/>"
+         "<backingStore/></backingStore>\n")
+      "    <disk type='network' device='disk'><driver name='qemu' type='raw'/>"
+      "<source protocol='rbd' name='p/i'/><target dev='vdb'/></disk>\n"
+      "    <disk device='cdrom'><driver name='qemu' type='raw'><metadata_cache><max_size "
+      "unit='M'>3</max_size></metadata_cache></driver><target dev='sda'/></disk>\n");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpDomainXml) doc = qp_domain_xml_parse(text, -1, &error);
+  g_autoptr(GPtrArray) disks = NULL;
+  const QpDomainDisk *d;
+  const QpDiskLayer *l;
+
+  g_assert_no_error(error);
+  g_assert_cmpstr(qp_domain_xml_get_name(doc), ==, "unit");
+  g_assert_cmpstr(qp_domain_xml_get_uuid(doc), ==, "8f0e2c3a-0000-4000-8000-000000000001");
+  disks = qp_domain_xml_get_disks(doc, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(disks->len, ==, 3);
+
+  d = g_ptr_array_index(disks, 0);
+  g_assert_cmpstr(d->dev, ==, "vda");
+  g_assert_cmpstr(d->device, ==, "disk");
+  g_assert_true(d->chain_explicit);
+  g_assert_true(d->chain_terminated);
+  g_assert_cmpuint(d->layers->len, ==, 2);
+  l = g_ptr_array_index(d->layers, 0);
+  g_assert_cmpstr(l->source_type, ==, "file");
+  g_assert_cmpstr(l->path, ==, "/a.qcow2");
+  g_assert_cmpstr(l->format, ==, "qcow2");
+  g_assert_false(l->has_metadata_cache);
+  l = g_ptr_array_index(d->layers, 1);
+  g_assert_cmpuint(l->depth, ==, 1);
+  g_assert_cmpstr(l->source_type, ==, "block");
+  g_assert_cmpstr(l->path, ==, "/dev/b");
+  g_assert_true(l->has_metadata_cache);
+  g_assert_cmpuint(l->metadata_cache_max_size, ==, 512 * 1024);
+
+  d = g_ptr_array_index(disks, 1);
+  l = g_ptr_array_index(d->layers, 0);
+  g_assert_cmpstr(l->source_type, ==, "network");
+  g_assert_null(l->path);
+  g_assert_false(d->chain_explicit);
+
+  d = g_ptr_array_index(disks, 2);
+  g_assert_cmpstr(d->device, ==, "cdrom");
+  l = g_ptr_array_index(d->layers, 0);
+  g_assert_cmpstr(l->source_type, ==, "file"); /* libvirt's default */
+  g_assert_null(l->path);
+  g_assert_cmpuint(l->metadata_cache_max_size, ==, 3 * MIB);
+}
+
+static void
+test_parse_scaled(void)
+{
+  const struct {
+    const char *digits, *unit;
+    guint64 want;
+  } good[] = {
+    {"5", NULL, 5},         {"5", "b", 5},           {"5", "bytes", 5},
+    {"5", "Byte", 5},       {"2", "k", 2048},        {"2", "KiB", 2048},
+    {"2", "KB", 2000},      {"1", "M", MIB},         {"1", "mib", MIB},
+    {"1", "GB", 1000000000}, {"1", "T", MIB * MIB},  {"15", "EiB", 15ULL << 60},
+  };
+  const struct {
+    const char *digits, *unit;
+  } bad[] = {
+    {"", NULL}, {"-1", NULL}, {"1.5", "M"}, {"1", "X"}, {"1", "Mi"}, {"1", "MiBs"},
+    {"18446744073709551616", NULL}, {"16", "EiB"}, {"1 ", "M"},
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS(good); i++) {
+    g_autoptr(GError) error = NULL;
+    guint64 v = 0;
+    g_assert_true(qp_xml_parse_scaled(good[i].digits, good[i].unit, &v, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(v, ==, good[i].want);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autoptr(GError) error = NULL;
+    guint64 v = 0;
+    g_assert_false(qp_xml_parse_scaled(bad[i].digits, bad[i].unit, &v, &error));
+    g_assert_error(error, QP_XML_ERROR, QP_XML_ERROR_PARSE);
+  }
+}
+
+static void
+expect_refused(const char *text, gssize len, int code, const char *needle)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpDomainXml) doc = qp_domain_xml_parse(text, len, &error);
+
+  g_assert_null(doc);
+  g_assert_error(error, QP_XML_ERROR, code);
+  if (needle != NULL && strstr(error->message, needle) == NULL)
+    g_error("“%s” not in “%s”", needle, error->message);
+}
+
+static void
+test_parse_hostile(void)
+{
+  g_autoptr(GString) deep = g_string_new("<domain>");
+  g_autofree char *big = NULL;
+
+  expect_refused("<!DOCTYPE domain [<!ENTITY x SYSTEM 'file:///etc/passwd'>]>"
+                 "<domain><name>&x;</name></domain>",
+                 -1, QP_XML_ERROR_UNSAFE, "DTD");
+  expect_refused("<!DOCTYPE domain SYSTEM 'http://127.0.0.1:9/d.dtd'><domain/>", -1,
+                 QP_XML_ERROR_UNSAFE, NULL);
+  expect_refused("<!DOCTYPE domain><domain/>", -1, QP_XML_ERROR_UNSAFE, NULL);
+  expect_refused("<domain><name>&lol;</name></domain>", -1, QP_XML_ERROR_PARSE, "line 1");
+  expect_refused("<domain>\n<name>x</nam></domain>", -1, QP_XML_ERROR_PARSE, "line 2");
+  expect_refused("<network/>", -1, QP_XML_ERROR_NOT_DOMAIN, "<network>");
+  expect_refused("<x:domain xmlns:x='urn:x'/>", -1, QP_XML_ERROR_NOT_DOMAIN, NULL);
+  expect_refused("", -1, QP_XML_ERROR_PARSE, NULL);
+  expect_refused("<domain>\xff</domain>", -1, QP_XML_ERROR_PARSE, "UTF-8");
+  /* an embedded NUL is not hidden by the explicit length */
+  expect_refused("<domain>\0</domain>", 18, QP_XML_ERROR_PARSE, NULL);
+
+  for (guint i = 0; i < QP_XML_MAX_DEPTH; i++)
+    g_string_append(deep, "<a>");
+  for (guint i = 0; i < QP_XML_MAX_DEPTH; i++)
+    g_string_append(deep, "</a>");
+  g_string_append(deep, "</domain>");
+  expect_refused(deep->str, -1, QP_XML_ERROR_LIMIT, "deeper");
+
+  big = g_malloc(QP_XML_MAX_DOCUMENT_SIZE + 2);
+  memset(big, ' ', QP_XML_MAX_DOCUMENT_SIZE + 1);
+  big[QP_XML_MAX_DOCUMENT_SIZE + 1] = '\0';
+  memcpy(big, "<domain>", 8);
+  expect_refused(big, -1, QP_XML_ERROR_LIMIT, "limit");
+}
+
+static void
+test_parse_depth_limit_exact(void)
+{
+  g_autoptr(GString) s = g_string_new("<domain>");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpDomainXml) doc = NULL;
+
+  /* QP_XML_MAX_DEPTH levels in all, the root included: accepted */
+  for (guint i = 1; i < QP_XML_MAX_DEPTH; i++)
+    g_string_append(s, "<a>");
+  for (guint i = 1; i < QP_XML_MAX_DEPTH; i++)
+    g_string_append(s, "</a>");
+  g_string_append(s, "</domain>");
+  doc = qp_domain_xml_parse(s->str, -1, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(doc);
+}
+
+static void
+test_parse_truncated(void)
+{
+  g_autofree char *text = domain_xml("<qc:l2cache " QC " percent='50'/>",
+                                     DISK("file", "qcow2", "<source file='/x'/>", "vda", ""));
+  gsize end = (gsize)(strstr(text, "</domain>") - text) + strlen("</domain>");
+
+  for (gsize n = 0; n < end; n++) {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QpDomainXml) doc = qp_domain_xml_parse(text, (gssize)n, &error);
+    g_assert_null(doc);
+    g_assert_nonnull(error);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QpDomainXml) doc = qp_domain_xml_parse(text, (gssize)end, &error);
+    g_assert_no_error(error);
+  }
+}
+
+static void
+test_to_string_roundtrip(void)
+{
+  /* What libxml2 cannot keep: quote style (always "), namespace declarations written
+   * before attributes, the encoding in the declaration. This text has none of those. */
+  const char *text = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- c -->\n<domain "
+                     "xmlns:qemu=\"http://libvirt.org/schemas/domain/qemu/1.0\" type=\"qemu\">\n"
+                     "  <name>a</name>\n  <description><![CDATA[x < y]]></description>\n"
+                     "  <qemu:commandline>\n    <qemu:arg value=\"-x\"/>\n"
+                     "  </qemu:commandline>\n</domain>\n";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpDomainXml) doc = qp_domain_xml_parse(text, -1, &error);
+  g_autofree char *out = NULL;
+
+  g_assert_no_error(error);
+  out = qp_domain_xml_to_string(doc);
+  g_assert_cmpstr(out, ==, text);
+}
+
+/* ---- policy ---- */
+
+static void
+test_policy_good(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpPolicy) p = qp_policy_parse(
+    "<qc:l2cache " QC " percent='100' max='256MiB' chain='all'>"
+    "<qc:disk dev='vdb' percent='25'/><!-- c --><qc:disk dev='vdc' skip='yes'/>"
+    "<qc:disk dev='vdd' chain='top' max='1G'/></qc:l2cache>",
+    &error);
+  g_autoptr(QpPolicy) p2 = NULL;
+  g_autofree char *elem = NULL;
+  g_autofree char *elem2 = NULL;
+  guint percent = 0;
+  guint64 max = 0;
+  QpChainMode chain = QP_CHAIN_TOP;
+
+  g_assert_no_error(error);
+  g_assert_cmpuint(p->percent, ==, 100);
+  g_assert_cmpuint(p->max, ==, 256 * MIB);
+  g_assert_cmpint(p->chain, ==, QP_CHAIN_ALL);
+  g_assert_cmpuint(p->disks->len, ==, 3);
+
+  g_assert_true(qp_policy_for_disk(p, "vda", &percent, &max, &chain));
+  g_assert_cmpuint(percent, ==, 100);
+  g_assert_true(qp_policy_for_disk(p, "vdb", &percent, &max, &chain));
+  g_assert_cmpuint(percent, ==, 25);
+  g_assert_cmpuint(max, ==, 256 * MIB);
+  g_assert_cmpint(chain, ==, QP_CHAIN_ALL);
+  g_assert_false(qp_policy_for_disk(p, "vdc", &percent, &max, &chain));
+  g_assert_true(qp_policy_for_disk(p, "vdd", &percent, &max, &chain));
+  g_assert_cmpuint(max, ==, 1024 * MIB);
+  g_assert_cmpint(chain, ==, QP_CHAIN_TOP);
+
+  elem = qp_policy_to_element(p);
+  g_assert_cmpstr(elem, ==,
+                  "<l2cache percent=\"100\" max=\"256MiB\" chain=\"all\"><disk dev=\"vdb\" "
+                  "percent=\"25\"/><disk dev=\"vdc\" skip=\"yes\"/><disk dev=\"vdd\" "
+                  "max=\"1GiB\" chain=\"top\"/></l2cache>");
+  p2 = qp_policy_parse(elem, &error);
+  g_assert_no_error(error);
+  elem2 = qp_policy_to_element(p2);
+  g_assert_cmpstr(elem, ==, elem2);
+}
+
+static void
+expect_policy_error(const char *attrs, const char *children, const char *needle1,
+                    const char *needle2)
+{
+  g_autofree char *text = g_strdup_printf("<qc:l2cache " QC " %s>%s</qc:l2cache>", attrs,
+                                          children);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpPolicy) p = qp_policy_parse(text, &error);
+
+  g_assert_null(p);
+  g_assert_error(error, QP_XML_ERROR, QP_XML_ERROR_POLICY);
+  if (strstr(error->message, needle1) == NULL ||
+      (needle2 != NULL && strstr(error->message, needle2) == NULL))
+    g_error("%s: “%s” / “%s” not in “%s”", text, needle1, needle2, error->message);
+}
+
+static void
+test_policy_bad(void)
+{
+  const char *bad_percent[] = {"0", "101", "50%", "1e2", " 50", "50 ", "+50", "050",
+                               "-1", "12.5", "", "0x10", "1000", "٣"};
+
+  for (guint i = 0; i < G_N_ELEMENTS(bad_percent); i++) {
+    g_autofree char *attrs = g_strdup_printf("percent='%s'", bad_percent[i]);
+    g_autofree char *quoted = g_strdup_printf("“%s”", bad_percent[i]);
+    expect_policy_error(attrs, "", "“percent”", quoted);
+  }
+  expect_policy_error("max='1M'", "", "“percent”", "required");
+  expect_policy_error("percent='5' max='0'", "", "“max”", "“0”");
+  expect_policy_error("percent='5' max='01M'", "", "“max”", "“01M”");
+  expect_policy_error("percent='5' max='1XiB'", "", "“max”", "“1XiB”");
+  expect_policy_error("percent='5' max='99999999999999999999'", "", "“max”", NULL);
+  expect_policy_error("percent='5' chain='All'", "", "“chain”", "“All”");
+  expect_policy_error("percent='5' foo='1'", "", "unknown attribute", "“foo”");
+  expect_policy_error("percent='5'", "<qc:disk dev='a'/><qc:disk dev='a'/>", "duplicate",
+                      "dev=\"a\"");
+  expect_policy_error("percent='5'", "<qc:disk/>", "“dev”", "required");
+  expect_policy_error("percent='5'", "<qc:disk dev=''/>", "“dev”", "empty");
+  expect_policy_error("percent='5'", "<qc:disk dev='a' skip='1'/>", "“skip”", "“1”");
+  expect_policy_error("percent='5'", "<qc:disk dev='a' bar='1'/>", "unknown attribute", "bar");
+  expect_policy_error("percent='5'", "<qc:disk dev='a'><qc:x/></qc:disk>", "child", NULL);
+  expect_policy_error("percent='5'", "<qc:other/>", "unknown child", "<other>");
+  expect_policy_error("percent='5'", "<disk dev='a'/>", "unknown child", NULL);
+  expect_policy_error("percent='5'", "text", "unexpected text", NULL);
+  {
+    /* the message names the value, bounded */
+    g_autoptr(GString) huge = g_string_new("percent='");
+    g_autoptr(GError) error = NULL;
+    g_autofree char *text = NULL;
+    g_autoptr(QpPolicy) p = NULL;
+    for (guint i = 0; i < 100000; i++)
+      g_string_append_c(huge, '7');
+    g_string_append(huge, "'");
+    text = g_strdup_printf("<qc:l2cache " QC " %s/>", huge->str);
+    p = qp_policy_parse(text, &error);
+    g_assert_null(p);
+    g_assert_cmpuint(strlen(error->message), <, 400);
+  }
+  {
+    /* every problem, one line each */
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QpPolicy) p =
+      qp_policy_parse("<qc:l2cache " QC " percent='0' chain='x'/>", &error);
+    g_auto(GStrv) lines = NULL;
+    g_assert_null(p);
+    lines = g_strsplit(error->message, "\n", -1);
+    g_assert_cmpuint(g_strv_length(lines), ==, 2);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QpPolicy) p = qp_policy_parse("<l2cache xmlns='urn:other' percent='5'/>", &error);
+    g_assert_null(p);
+    g_assert_error(error, QP_XML_ERROR, QP_XML_ERROR_POLICY);
+  }
+}
+
+static void
+test_policy_from_domain(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *none = domain_xml("<x:y xmlns:x='urn:x'/>", "");
+  g_autofree char *two = domain_xml("<qc:l2cache " QC " percent='5'/><qc:l2cache " QC
+                                    " percent='6'/>",
+                                    "");
+  g_autofree char *bad = domain_xml("<qc:l2cache " QC " percent='0' max='x'/>", "");
+  g_autoptr(QpDomainXml) d1 = qp_domain_xml_parse(none, -1, &error);
+  g_autoptr(QpDomainXml) d2 = qp_domain_xml_parse(two, -1, &error);
+  g_autoptr(QpDomainXml) d3 = qp_domain_xml_parse(bad, -1, &error);
+  g_autoptr(QpPolicy) p = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  g_assert_no_error(error);
+  p = qp_policy_from_domain(d1, &error);
+  g_assert_null(p);
+  g_assert_no_error(error);
+  p = qp_policy_from_domain(d2, &error);
+  g_assert_null(p);
+  g_assert_error(error, QP_XML_ERROR, QP_XML_ERROR_POLICY);
+  g_assert_nonnull(strstr(error->message, "“unit”"));
+  g_clear_error(&error);
+  p = qp_policy_from_domain(d3, &error);
+  g_assert_null(p);
+  g_assert_error(error, QP_XML_ERROR, QP_XML_ERROR_POLICY);
+  lines = g_strsplit(error->message, "\n", -1);
+  g_assert_cmpuint(g_strv_length(lines), ==, 2);
+  for (guint i = 0; lines[i] != NULL; i++)
+    g_assert_true(g_str_has_prefix(lines[i], "domain “unit”: "));
+}
+
+/* ---- plan and apply ---- */
+
+/* @text as libxml2 writes it (double quotes): what an unchanged document becomes. */
+static char *
+reserialized(const char *text)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpDomainXml) doc = qp_domain_xml_parse(text, -1, &error);
+
+  g_assert_no_error(error);
+  return qp_domain_xml_to_string(doc);
+}
+
+static QpPlan *
+plan_for(const char *text, QpDomainXml **doc_out, GError **error)
+{
+  g_autoptr(QpDomainXml) doc = qp_domain_xml_parse(text, -1, error);
+  QpPlan *plan;
+
+  if (doc == NULL)
+    return NULL;
+  plan = qp_plan_build(doc, NULL, error);
+  if (doc_out != NULL)
+    *doc_out = g_steal_pointer(&doc);
+  return plan;
+}
+
+static char *
+apply(const char *text, QpPlan **plan_out)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpDomainXml) doc = NULL;
+  g_autoptr(QpPlan) plan = plan_for(text, &doc, &error);
+
+  g_assert_no_error(error);
+  g_assert_true(qp_plan_apply(doc, plan, &error));
+  g_assert_no_error(error);
+  if (plan_out != NULL)
+    *plan_out = g_steal_pointer(&plan);
+  return qp_domain_xml_to_string(doc);
+}
+
+static const QpPlanItem *
+item(const QpPlan *plan, const char *dev, guint depth)
+{
+  for (guint i = 0; i < plan->items->len; i++) {
+    const QpPlanItem *it = g_ptr_array_index(plan->items, i);
+    if (g_strcmp0(it->dev, dev) == 0 && it->depth == depth)
+      return it;
+  }
+  g_error("no item %s/%u", dev, depth);
+  return NULL;
+}
+
+static void
+test_plan_chain_all(void)
+{
+  g_autofree char *text = domain_xml(
+    "<qc:l2cache " QC " percent='100' chain='all'><qc:disk dev='vdb' percent='25'/>"
+    "</qc:l2cache>",
+    DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", "")
+      DISK("file", "qcow2", "<source file='@DIR@/ext.qcow2'/>", "vdb", "")
+        DISK("file", "raw", "<source file='@DIR@/raw.img'/>", "vdc", ""));
+  g_autoptr(QpPlan) plan = NULL;
+  g_autoptr(QpPlan) again = NULL;
+  g_autofree char *out = apply(text, &plan);
+  g_autofree char *out2 = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpDomainXml) doc = NULL;
+  g_autoptr(GPtrArray) disks = NULL;
+  const QpPlanItem *it;
+  const QpDomainDisk *d;
+
+  g_assert_true(plan->changes);
+  g_assert_cmpuint(plan->items->len, ==, 4);
+  it = item(plan, "vda", 0);
+  g_assert_cmpint(it->action, ==, QP_PLAN_WRITE);
+  g_assert_cmpuint(it->l2_full, ==, 128 * MIB);
+  g_assert_cmpuint(it->max_size, ==, 128 * MIB + 4 * 65536);
+  g_assert_cmpuint(it->qemu_default.l2_cache_size, ==, 32 * MIB);
+  it = item(plan, "vda", 1);
+  g_assert_true(it->chain_added);
+  g_assert_cmpuint(it->max_size, ==, 2621440 + 4 * 65536); /* 20 GiB: 2.5 MiB of L2 */
+  it = item(plan, "vdb", 0);
+  g_assert_true(it->header->extended_l2);
+  g_assert_cmpuint(it->l2_full, ==, 128 * MIB);
+  g_assert_cmpuint(it->max_size, ==, 32 * MIB + 4 * 65536);
+  it = item(plan, "vdc", 0);
+  g_assert_cmpint(it->action, ==, QP_PLAN_SKIP);
+  g_assert_cmpstr(it->reason, ==, "not qcow2 (raw)");
+  g_assert_false(it->failed);
+
+  doc = qp_domain_xml_parse(out, -1, &error);
+  g_assert_no_error(error);
+  disks = qp_domain_xml_get_disks(doc, &error);
+  d = g_ptr_array_index(disks, 0);
+  g_assert_true(d->chain_terminated);
+  g_assert_cmpuint(d->layers->len, ==, 2);
+  g_assert_cmpuint(((QpDiskLayer *)g_ptr_array_index(d->layers, 1))->metadata_cache_max_size,
+                   ==, 2621440 + 4 * 65536);
+  d = g_ptr_array_index(disks, 1);
+  g_assert_false(d->chain_explicit); /* no backing file: nothing added */
+
+  /* idempotent */
+  out2 = apply(out, &again);
+  g_assert_false(again->changes);
+  g_assert_cmpstr(out, ==, out2);
+  g_assert_cmpint(item(again, "vda", 1)->action, ==, QP_PLAN_UNCHANGED);
+}
+
+static void
+test_plan_chain_top_keeps_backing(void)
+{
+  g_autofree char *text = domain_xml(
+    "<qc:l2cache " QC " percent='50' max='1M'/>",
+    DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda",
+         "      <backingStore type='file'>\n        <format type='qcow2'>\n"
+         "          <metadata_cache><max_size unit='bytes'>777</max_size></metadata_cache>\n"
+         "        </format>\n        <source file='@DIR@/base.qcow2'/>\n"
+         "      </backingStore>\n"));
+  g_autoptr(QpPlan) plan = NULL;
+  g_autofree char *out = apply(text, &plan);
+
+  g_assert_cmpuint(plan->items->len, ==, 1);
+  g_assert_cmpuint(item(plan, "vda", 0)->max_size, ==, MIB);
+  g_assert_false(item(plan, "vda", 0)->raised_to_minimum);
+  g_assert_nonnull(strstr(out, "<max_size unit=\"bytes\">777</max_size>"));
+  g_assert_nonnull(strstr(out, "<max_size unit=\"bytes\">1048576</max_size>"));
+}
+
+static void
+test_plan_raised(void)
+{
+  g_autofree char *text = domain_xml(
+    "<qc:l2cache " QC " percent='50' max='4K'/>",
+    DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", ""));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpPlan) plan = plan_for(text, NULL, &error);
+
+  g_assert_no_error(error);
+  g_assert_true(item(plan, "vda", 0)->raised_to_minimum);
+  g_assert_cmpuint(item(plan, "vda", 0)->max_size, ==, 4 * 65536 + 2 * 4096);
+}
+
+static void
+test_plan_mismatch(void)
+{
+  g_autofree char *text = domain_xml(
+    "<qc:l2cache " QC " percent='100' chain='all'/>",
+    DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda",
+         "      <backingStore type='file'><format type='qcow2'/><source "
+         "file='@DIR@/ext.qcow2'/><backingStore/></backingStore>\n"));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpPlan) plan = plan_for(text, NULL, &error);
+  g_autofree char *base = g_build_filename(image_dir, "base.qcow2", NULL);
+
+  g_assert_null(plan);
+  g_assert_error(error, QP_XML_ERROR, QP_XML_ERROR_CHAIN_MISMATCH);
+  g_assert_nonnull(strstr(error->message, "“vda”"));
+  g_assert_nonnull(strstr(error->message, "depth 1"));
+  g_assert_nonnull(strstr(error->message, "ext.qcow2"));
+  g_assert_nonnull(strstr(error->message, base));
+}
+
+static void
+test_plan_skips(void)
+{
+  g_autofree char *text = domain_xml(
+    "<qc:l2cache " QC " percent='100' chain='all'><qc:disk dev='vdd' skip='yes'/>"
+    "</qc:l2cache>",
+    DISK("file", "qcow2", "<source file='@DIR@/missing.qcow2'/>", "vda", "")
+      DISK("volume", "qcow2", "<source pool='p' volume='v'/>", "vdb", "")
+        DISK("file", "qcow2", "<source file='@DIR@/raw.img'/>", "vdc", "")
+          DISK("file", "qcow2", "<source file='@DIR@/ext.qcow2'/>", "vdd", "")
+            DISK("dir", "fat", "<source dir='/tmp'/>", "vde", ""));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpDomainXml) doc = NULL;
+  g_autoptr(QpPlan) plan = plan_for(text, &doc, &error);
+  g_autofree char *out = NULL;
+  g_autofree char *same = NULL;
+
+  g_assert_no_error(error);
+  g_assert_true(item(plan, "vda", 0)->failed);
+  g_assert_nonnull(strstr(item(plan, "vda", 0)->reason, "missing.qcow2"));
+  g_assert_false(item(plan, "vdb", 0)->failed);
+  g_assert_nonnull(strstr(item(plan, "vdb", 0)->reason, "volume source"));
+  /* a raw file declared qcow2: the engine refuses it, a failure */
+  g_assert_true(item(plan, "vdc", 0)->failed);
+  g_assert_cmpstr(item(plan, "vdd", 0)->reason, ==, "skip=\"yes\" in the policy");
+  g_assert_nonnull(strstr(item(plan, "vde", 0)->reason, "dir source"));
+  g_assert_false(plan->changes);
+  g_assert_true(qp_plan_apply(doc, plan, &error));
+  out = qp_domain_xml_to_string(doc);
+  same = reserialized(text);
+  g_assert_cmpstr(out, ==, same);
+}
+
+static void
+test_plan_default_policy(void)
+{
+  g_autofree char *text =
+    domain_xml("", DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", ""));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpDomainXml) doc = qp_domain_xml_parse(text, -1, &error);
+  g_autoptr(QpPlan) none = qp_plan_build(doc, NULL, &error);
+  g_autoptr(QpPolicy) def = qp_policy_new(100, 0, QP_CHAIN_TOP);
+  g_autoptr(QpPlan) plan = qp_plan_build(doc, def, &error);
+
+  g_assert_no_error(error);
+  g_assert_null(none->policy);
+  g_assert_cmpuint(none->items->len, ==, 0);
+  g_assert_nonnull(plan->policy);
+  g_assert_cmpuint(item(plan, "vda", 0)->max_size, ==, 128 * MIB + 4 * 65536);
+}
+
+static void
+test_apply_wrong_document(void)
+{
+  g_autofree char *a = domain_xml("<qc:l2cache " QC " percent='100'/>",
+                                  DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>",
+                                       "vda", ""));
+  g_autofree char *b = domain_xml("<qc:l2cache " QC " percent='100'/>",
+                                  DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>",
+                                       "vdz", ""));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpPlan) plan = plan_for(a, NULL, &error);
+  g_autoptr(QpDomainXml) other = qp_domain_xml_parse(b, -1, &error);
+  g_autofree char *out = NULL;
+  g_autofree char *same = NULL;
+
+  g_assert_no_error(error);
+  g_assert_false(qp_plan_apply(other, plan, &error));
+  g_assert_error(error, QP_XML_ERROR, QP_XML_ERROR_PARSE);
+  out = qp_domain_xml_to_string(other);
+  same = reserialized(b);
+  g_assert_cmpstr(out, ==, same); /* checked before anything changed */
+}
+
+/* ---- threads ---- */
+
+#define THREADS    4
+#define ITERATIONS 25
+
+static gpointer
+thread_main(gpointer data)
+{
+  const char *text = ((const char **)data)[0];
+  const char *want = ((const char **)data)[1];
+
+  for (guint i = 0; i < ITERATIONS; i++) {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QpDomainXml) doc = qp_domain_xml_parse(text, -1, &error);
+    g_autoptr(QpPlan) plan = NULL;
+    g_autofree char *out = NULL;
+    g_autoptr(QpPolicy) p = qp_policy_parse("<l2cache percent='0'/>", &error);
+
+    g_assert_null(p);
+    g_clear_error(&error);
+    plan = qp_plan_build(doc, NULL, &error);
+    g_assert_no_error(error);
+    g_assert_true(qp_plan_apply(doc, plan, &error));
+    out = qp_domain_xml_to_string(doc);
+    if (g_strcmp0(out, want) != 0)
+      return GINT_TO_POINTER(1);
+  }
+  return NULL;
+}
+
+static void
+test_threads(void)
+{
+  g_autofree char *text = domain_xml(
+    "<qc:l2cache " QC " percent='60' chain='all'/>",
+    DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", "")
+      DISK("file", "qcow2", "<source file='@DIR@/ext.qcow2'/>", "vdb", ""));
+  g_autofree char *want = apply(text, NULL);
+  const char *args[2] = {text, want};
+  GThread *threads[THREADS];
+
+  for (guint i = 0; i < THREADS; i++)
+    threads[i] = g_thread_new("xml", thread_main, args);
+  for (guint i = 0; i < THREADS; i++)
+    g_assert_null(g_thread_join(threads[i]));
+}
+
+int
+main(int argc, char **argv)
+{
+  int rc;
+
+  g_test_init(&argc, &argv, NULL);
+  make_images();
+  g_test_add_func("/xml/parse/basic", test_parse_basic);
+  g_test_add_func("/xml/parse/scaled", test_parse_scaled);
+  g_test_add_func("/xml/parse/hostile", test_parse_hostile);
+  g_test_add_func("/xml/parse/depth-limit", test_parse_depth_limit_exact);
+  g_test_add_func("/xml/parse/truncated", test_parse_truncated);
+  g_test_add_func("/xml/parse/to-string", test_to_string_roundtrip);
+  g_test_add_func("/xml/policy/good", test_policy_good);
+  g_test_add_func("/xml/policy/bad", test_policy_bad);
+  g_test_add_func("/xml/policy/from-domain", test_policy_from_domain);
+  g_test_add_func("/xml/plan/chain-all", test_plan_chain_all);
+  g_test_add_func("/xml/plan/chain-top", test_plan_chain_top_keeps_backing);
+  g_test_add_func("/xml/plan/raised", test_plan_raised);
+  g_test_add_func("/xml/plan/mismatch", test_plan_mismatch);
+  g_test_add_func("/xml/plan/skips", test_plan_skips);
+  g_test_add_func("/xml/plan/default-policy", test_plan_default_policy);
+  g_test_add_func("/xml/plan/wrong-document", test_apply_wrong_document);
+  g_test_add_func("/xml/threads", test_threads);
+  rc = g_test_run();
+  remove_images();
+  return rc;
+}
