@@ -4,6 +4,7 @@
 #include "qp-cli-format.h"
 
 #include <glib/gi18n.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
@@ -172,7 +173,7 @@ qp_cli_format_size_bytes(guint64 bytes)
   if (bytes < 1024)
     return g_steal_pointer(&human);
   /* TRANSLATORS: a size for people, then the exact byte count */
-  return g_strdup_printf(_("%s (%" G_GUINT64_FORMAT " bytes)"), human, bytes);
+  return g_strdup_printf(_("%s (%" PRIu64 " bytes)"), human, bytes);
 }
 
 char *

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
 #include <string.h>
@@ -31,8 +32,8 @@ qp_qcow2_pread_full(int fd, guint8 *buf, gsize count, guint64 offset, gsize *got
       if (saved == EINTR)
         continue;
       g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_IO,
-                  _("cannot read %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT ": %s"),
-                  count, offset, g_strerror(saved));
+                  _("cannot read %zu bytes at offset %" PRIu64 ": %s"), count, offset,
+                  g_strerror(saved));
       return FALSE;
     }
     if (n == 0)
@@ -43,9 +44,7 @@ qp_qcow2_pread_full(int fd, guint8 *buf, gsize count, guint64 offset, gsize *got
     *got = done;
   } else if (done < count) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_TRUNCATED,
-                _("short read: %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
-                  " bytes at offset %" G_GUINT64_FORMAT),
-                done, count, offset);
+                _("short read: %zu of %zu bytes at offset %" PRIu64), done, count, offset);
     return FALSE;
   }
   return TRUE;
@@ -178,8 +177,8 @@ qp_qcow2_file_scan_fd(int fd, guint64 file_size, const QpQcow2Header *h, QpQcow2
     return TRUE;
   if (!qp_be_in_bounds(file_size, h->l1_table_offset, l1_bytes)) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_TRUNCATED,
-                _("active L1 table at offset 0x%" G_GINT64_MODIFIER "x (%" G_GSIZE_FORMAT
-                  " bytes) reaches past the end of the file (%" G_GUINT64_FORMAT " bytes)"),
+                _("active L1 table at offset 0x%" PRIx64
+                  " (%zu bytes) reaches past the end of the file (%" PRIu64 " bytes)"),
                 h->l1_table_offset, l1_bytes, file_size);
     return FALSE;
   }

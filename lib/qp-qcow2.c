@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <inttypes.h>
 #include <string.h>
 
 #include "qp-be.h"
@@ -106,10 +107,8 @@ qp_qcow2_compression_name(QpQcow2Compression type)
 static gboolean
 qp_qcow2_truncated(GError **error, const char *what, guint64 end, gsize len)
 {
-  g_set_error(
-      error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_TRUNCATED,
-      _("%s ends at byte %" G_GUINT64_FORMAT " but only %" G_GSIZE_FORMAT " bytes are available"),
-      what, end, len);
+  g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_TRUNCATED,
+              _("%s ends at byte %" PRIu64 " but only %zu bytes are available"), what, end, len);
   return FALSE;
 }
 
@@ -122,30 +121,29 @@ qp_qcow2_validate_table(const QpQcow2Header *h, guint64 offset, guint64 entries,
 
   if (entries > max_bytes / entry_len) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                _("%s too large: %" G_GUINT64_FORMAT " entries of %" G_GUINT64_FORMAT
-                  " bytes exceed QEMU's limit of %" G_GUINT64_FORMAT " bytes"),
+                _("%s too large: %" PRIu64 " entries of %" PRIu64
+                  " bytes exceed QEMU's limit of %" PRIu64 " bytes"),
                 name, entries, entry_len, max_bytes);
     return FALSE;
   }
   bytes = entries * entry_len;
   if ((guint64)G_MAXINT64 - bytes < offset) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                _("%s offset invalid: 0x%" G_GINT64_MODIFIER "x plus %" G_GUINT64_FORMAT
-                  " bytes wraps past 2^63"),
-                name, offset, bytes);
+                _("%s offset invalid: 0x%" PRIx64 " plus %" PRIu64 " bytes wraps past 2^63"), name,
+                offset, bytes);
     return FALSE;
   }
   if ((offset & (h->cluster_size - 1)) != 0) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                _("%s offset invalid: 0x%" G_GINT64_MODIFIER "x is not aligned to the "
-                  "cluster size %" G_GUINT64_FORMAT),
+                _("%s offset invalid: 0x%" PRIx64 " is not aligned to the "
+                  "cluster size %" PRIu64),
                 name, offset, h->cluster_size);
     return FALSE;
   }
   if (bytes > 0 && offset + bytes > file_size) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_TRUNCATED,
-                _("%s at offset 0x%" G_GINT64_MODIFIER "x (%" G_GUINT64_FORMAT
-                  " bytes) reaches past the end of the file (%" G_GUINT64_FORMAT " bytes)"),
+                _("%s at offset 0x%" PRIx64 " (%" PRIu64
+                  " bytes) reaches past the end of the file (%" PRIu64 " bytes)"),
                 name, offset, bytes, file_size);
     return FALSE;
   }
@@ -199,9 +197,9 @@ qp_qcow2_walk_extensions(QpQcow2Header *h, const guint8 *buf, gsize len, guint64
       if (mode == QP_QCOW2_WALK_NAMES_ONLY)
         return TRUE;
       g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                  _("header extension at offset %" G_GUINT64_FORMAT
+                  _("header extension at offset %" PRIu64
                     " too large: its 8-byte type and length reach past the end of the "
-                    "extension area (%" G_GUINT64_FORMAT ")"),
+                    "extension area (%" PRIu64 ")"),
                   offset, ext_end);
       return FALSE;
     }
@@ -216,8 +214,8 @@ qp_qcow2_walk_extensions(QpQcow2Header *h, const guint8 *buf, gsize len, guint64
       if (mode == QP_QCOW2_WALK_NAMES_ONLY)
         return TRUE;
       g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                  _("header extension 0x%08x too large: length %u, but only %" G_GUINT64_FORMAT
-                    " bytes remain before offset %" G_GUINT64_FORMAT),
+                  _("header extension 0x%08x too large: length %u, but only %" PRIu64
+                    " bytes remain before offset %" PRIu64),
                   magic, elen, ext_end - offset, ext_end);
       return FALSE;
     }
@@ -273,8 +271,8 @@ qp_qcow2_walk_extensions(QpQcow2Header *h, const guint8 *buf, gsize len, guint64
       h->crypto_header_length = qp_be_u64(data + 8);
       if ((h->crypto_header_offset & (h->cluster_size - 1)) != 0) {
         g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                    _("encryption header offset %" G_GUINT64_FORMAT
-                      " is not a multiple of the cluster size %" G_GUINT64_FORMAT),
+                    _("encryption header offset %" PRIu64
+                      " is not a multiple of the cluster size %" PRIu64),
                     h->crypto_header_offset, h->cluster_size);
         return FALSE;
       }
@@ -316,16 +314,16 @@ qp_qcow2_walk_extensions(QpQcow2Header *h, const guint8 *buf, gsize len, guint64
         return FALSE;
       }
       if ((dir_offset & (h->cluster_size - 1)) != 0) {
-        g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                    _("bitmap_directory_offset 0x%" G_GINT64_MODIFIER
-                      "x is not aligned to the cluster size %" G_GUINT64_FORMAT),
-                    dir_offset, h->cluster_size);
+        g_set_error(
+            error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
+            _("bitmap_directory_offset 0x%" PRIx64 " is not aligned to the cluster size %" PRIu64),
+            dir_offset, h->cluster_size);
         return FALSE;
       }
       if (dir_size > QP_QCOW2_MAX_BITMAP_DIRECTORY_SIZE) {
         g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                    _("bitmap_directory_size is %" G_GUINT64_FORMAT ", must not exceed %llu"),
-                    dir_size, QP_QCOW2_MAX_BITMAP_DIRECTORY_SIZE);
+                    _("bitmap_directory_size is %" PRIu64 ", must not exceed %llu"), dir_size,
+                    QP_QCOW2_MAX_BITMAP_DIRECTORY_SIZE);
         return FALSE;
       }
       h->nb_bitmaps = nb;
@@ -380,12 +378,12 @@ qp_qcow2_refuse_unknown_features(QpQcow2Header *h, const guint8 *buf, gsize len,
   if (names->len > 0) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_UNSUPPORTED,
                 _("unsupported incompatible feature bit(s) %s: %s (incompatible_features "
-                  "0x%" G_GINT64_MODIFIER "x)"),
+                  "0x%" PRIx64 ")"),
                 bits->str, names->str, h->incompatible_features);
   } else {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_UNSUPPORTED,
                 _("unsupported incompatible feature bit(s) %s (incompatible_features "
-                  "0x%" G_GINT64_MODIFIER "x)"),
+                  "0x%" PRIx64 ")"),
                 bits->str, h->incompatible_features);
   }
   return FALSE;
@@ -469,8 +467,8 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
   }
   if (h->header_length > h->cluster_size) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                _("header_length is %u, exceeds the cluster size %" G_GUINT64_FORMAT),
-                h->header_length, h->cluster_size);
+                _("header_length is %u, exceeds the cluster size %" PRIu64), h->header_length,
+                h->cluster_size);
     return NULL;
   }
   if (!qp_be_in_bounds(len, 0, h->header_length)) {
@@ -480,8 +478,7 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
 
   if (backing_file_offset > h->cluster_size) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                _("backing_file_offset is %" G_GUINT64_FORMAT
-                  ", must not exceed the cluster size %" G_GUINT64_FORMAT),
+                _("backing_file_offset is %" PRIu64 ", must not exceed the cluster size %" PRIu64),
                 backing_file_offset, h->cluster_size);
     return NULL;
   }
@@ -532,7 +529,7 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
       = h->extended_l2 ? h->cluster_size / QP_QCOW2_EXTL2_SUBCLUSTERS : h->cluster_size;
   if (h->subcluster_size < (1ULL << QP_QCOW2_MIN_CLUSTER_BITS)) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                _("subcluster size is %" G_GUINT64_FORMAT
+                _("subcluster size is %" PRIu64
                   " bytes, must be at least 512: extended L2 entries need cluster_bits of "
                   "at least 14, cluster_bits is %u"),
                 h->subcluster_size, h->cluster_bits);
@@ -584,16 +581,15 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
   l1_index = (h->virtual_size >> shift) + ((h->virtual_size & ((1ULL << shift) - 1)) != 0);
   if (l1_index > G_MAXINT32) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                _("virtual size %" G_GUINT64_FORMAT " is too big: it needs %" G_GUINT64_FORMAT
-                  " L1 entries"),
+                _("virtual size %" PRIu64 " is too big: it needs %" PRIu64 " L1 entries"),
                 h->virtual_size, l1_index);
     return NULL;
   }
   if (h->l1_size < l1_index) {
-    g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                _("l1_size is %u, too small: the virtual size %" G_GUINT64_FORMAT
-                  " needs %" G_GUINT64_FORMAT " L1 entries"),
-                h->l1_size, h->virtual_size, l1_index);
+    g_set_error(
+        error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
+        _("l1_size is %u, too small: the virtual size %" PRIu64 " needs %" PRIu64 " L1 entries"),
+        h->l1_size, h->virtual_size, l1_index);
     return NULL;
   }
 
@@ -626,7 +622,7 @@ qp_qcow2_header_parse(const guint8 *buf, gsize len, guint64 file_size, GError **
     guint64 room = h->cluster_size - backing_file_offset;
     if (backing_file_size > MIN(QP_QCOW2_MAX_BACKING_FILE, room)) {
       g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                  _("backing_file_size is %u, must not exceed %" G_GUINT64_FORMAT
+                  _("backing_file_size is %u, must not exceed %" PRIu64
                     " (1023, and the name must end within the first cluster)"),
                   backing_file_size, MIN((guint64)QP_QCOW2_MAX_BACKING_FILE, room));
       return NULL;
@@ -661,16 +657,16 @@ qp_qcow2_check_l1_entry(const QpQcow2Header *h, guint64 entry, guint32 l1_index,
   if (offset == 0)
     return TRUE;
   if ((offset & (h->cluster_size - 1)) != 0) {
-    g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                _("L1 entry %u: L2 table offset 0x%" G_GINT64_MODIFIER
-                  "x is not aligned to the cluster size %" G_GUINT64_FORMAT),
-                l1_index, offset, h->cluster_size);
+    g_set_error(
+        error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
+        _("L1 entry %u: L2 table offset 0x%" PRIx64 " is not aligned to the cluster size %" PRIu64),
+        l1_index, offset, h->cluster_size);
     return FALSE;
   }
   if (!qp_be_in_bounds(limit, offset, h->cluster_size)) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_TRUNCATED,
-                _("L1 entry %u: L2 table at offset 0x%" G_GINT64_MODIFIER
-                  "x reaches past the end of the image (%" G_GUINT64_FORMAT " bytes)"),
+                _("L1 entry %u: L2 table at offset 0x%" PRIx64
+                  " reaches past the end of the image (%" PRIu64 " bytes)"),
                 l1_index, offset, limit);
     return FALSE;
   }
@@ -683,15 +679,13 @@ qp_qcow2_bad_host_offset(const QpQcow2Header *h, guint64 l2_offset, guint64 inde
 {
   if (!aligned) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                _("L2 table at 0x%" G_GINT64_MODIFIER "x, entry %" G_GUINT64_FORMAT
-                  ": host offset 0x%" G_GINT64_MODIFIER
-                  "x is not aligned to the cluster size %" G_GUINT64_FORMAT),
+                _("L2 table at 0x%" PRIx64 ", entry %" PRIu64 ": host offset 0x%" PRIx64
+                  " is not aligned to the cluster size %" PRIu64),
                 l2_offset, index, host, h->cluster_size);
   } else {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_INVALID,
-                _("L2 table at 0x%" G_GINT64_MODIFIER "x, entry %" G_GUINT64_FORMAT
-                  ": host offset 0x%" G_GINT64_MODIFIER
-                  "x lies past the end of the image (%" G_GUINT64_FORMAT " bytes)"),
+                _("L2 table at 0x%" PRIx64 ", entry %" PRIu64 ": host offset 0x%" PRIx64
+                  " lies past the end of the image (%" PRIu64 " bytes)"),
                 l2_offset, index, host, limit);
   }
   return FALSE;
@@ -757,8 +751,8 @@ qp_qcow2_allocation_scan_buffer(const QpQcow2Header *h, const guint8 *buf, gsize
   l1_bytes = (guint64)h->l1_size * 8;
   if (!qp_be_in_bounds(len, h->l1_table_offset, l1_bytes)) {
     g_set_error(error, QP_QCOW2_ERROR, QP_QCOW2_ERROR_TRUNCATED,
-                _("active L1 table at offset 0x%" G_GINT64_MODIFIER "x (%" G_GUINT64_FORMAT
-                  " bytes) reaches past the end of the image (%" G_GSIZE_FORMAT " bytes)"),
+                _("active L1 table at offset 0x%" PRIx64 " (%" PRIu64
+                  " bytes) reaches past the end of the image (%zu bytes)"),
                 h->l1_table_offset, l1_bytes, len);
     return FALSE;
   }

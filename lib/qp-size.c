@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <inttypes.h>
 #include <string.h>
 
 #include "qp-size.h"
@@ -55,8 +56,7 @@ qp_size_parse(const char *str, guint64 *out, GError **error)
     guint digit = (guint)(*p - '0');
     if (number > (G_MAXUINT64 - digit) / 10) {
       g_set_error(error, QP_SIZE_ERROR, QP_SIZE_ERROR_OVERFLOW,
-                  _("size '%s' is too large (the limit is %" G_GUINT64_FORMAT " bytes)"), str,
-                  G_MAXUINT64);
+                  _("size '%s' is too large (the limit is %" PRIu64 " bytes)"), str, G_MAXUINT64);
       return FALSE;
     }
     number = number * 10 + digit;
@@ -68,8 +68,7 @@ qp_size_parse(const char *str, guint64 *out, GError **error)
       continue;
     if (number > G_MAXUINT64 / qp_size_units[i].scale) {
       g_set_error(error, QP_SIZE_ERROR, QP_SIZE_ERROR_OVERFLOW,
-                  _("size '%s' is too large (the limit is %" G_GUINT64_FORMAT " bytes)"), str,
-                  G_MAXUINT64);
+                  _("size '%s' is too large (the limit is %" PRIu64 " bytes)"), str, G_MAXUINT64);
       return FALSE;
     }
     *out = number * qp_size_units[i].scale;

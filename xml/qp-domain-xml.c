@@ -127,7 +127,7 @@ qp_xml_safe_parse(const char *text, gssize len, gboolean *had_decl, GError **err
   size = len < 0 ? strlen(text) : (gsize)len;
   if (size > QP_XML_MAX_DOCUMENT_SIZE) {
     g_set_error(error, QP_XML_ERROR, QP_XML_ERROR_LIMIT,
-                _("document of %" G_GSIZE_FORMAT " bytes exceeds the limit of %d bytes"), size,
+                _("document of %zu bytes exceeds the limit of %d bytes"), size,
                 QP_XML_MAX_DOCUMENT_SIZE);
     return NULL;
   }
