@@ -49,6 +49,19 @@ def pot():
         yield out
 
 
+def test_sources_extract_cleanly():
+    """xgettext warns when a msgid is cut short, e.g. by G_GUINT64_FORMAT, which it cannot
+    expand: such a message can never be translated. Use PRIu64, PRIx64 and %zu instead."""
+    qp_style.require_dirs()
+    with tempfile.TemporaryDirectory() as d:
+        res = subprocess.run(["xgettext", *XGETTEXT_GLIB, "-D", qp_style.SOURCE_DIR, "-f",
+                              os.path.join(qp_style.SOURCE_DIR, "po", "POTFILES"),
+                              "-o", os.path.join(d, "x.pot")],
+                             capture_output=True, text=True, env=dict(os.environ, LC_ALL="C"))
+    assert res.returncode == 0, res.stderr
+    assert "warning" not in res.stderr, res.stderr
+
+
 def test_required_languages():
     missing = [l for l in REQUIRED if l not in linguas()]
     assert not missing, "po/LINGUAS lacks " + ", ".join(missing)
