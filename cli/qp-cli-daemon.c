@@ -45,21 +45,21 @@ qp_cli_daemon_parse(const char *command, const char *params, const char *summary
                     QpCliDaemonOpts *opts)
 {
   const GOptionEntry common[] = {
-    {"session", 0, 0, G_OPTION_ARG_NONE, &opts->session,
-     N_("Talk to a daemon on the session bus instead of the system bus"), NULL},
-    {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &opts->rest, NULL, NULL},
-    {NULL},
+    { "session", 0, 0, G_OPTION_ARG_NONE, &opts->session,
+      N_("Talk to a daemon on the session bus instead of the system bus"), NULL },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &opts->rest, NULL, NULL },
+    { NULL },
   };
   const GOptionEntry json[] = {
-    {"json", 0, 0, G_OPTION_ARG_NONE, &opts->json, N_("Print JSON"), NULL},
-    {NULL},
+    { "json", 0, 0, G_OPTION_ARG_NONE, &opts->json, N_("Print JSON"), NULL },
+    { NULL },
   };
   const GOptionEntry policy[] = {
-    {"max", 0, 0, G_OPTION_ARG_STRING, &opts->max,
-     N_("Cap on the max_size written for one image"), N_("SIZE")},
-    {"chain", 0, 0, G_OPTION_ARG_STRING, &opts->chain,
-     N_("Size the top image only (top, the default) or every qcow2 layer (all)"), N_("top|all")},
-    {NULL},
+    { "max", 0, 0, G_OPTION_ARG_STRING, &opts->max, N_("Cap on the max_size written for one image"),
+      N_("SIZE") },
+    { "chain", 0, 0, G_OPTION_ARG_STRING, &opts->chain,
+      N_("Size the top image only (top, the default) or every qcow2 layer (all)"), N_("top|all") },
+    { NULL },
   };
   g_autoptr(GOptionContext) context = g_option_context_new(params);
   g_autofree char *prgname = g_strdup_printf("qcow2-policyctl %s", command);
@@ -85,8 +85,8 @@ static GDBusConnection *
 qp_cli_daemon_bus(const QpCliDaemonOpts *opts)
 {
   g_autoptr(GError) error = NULL;
-  GDBusConnection *bus =
-      g_bus_get_sync(opts->session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
+  GDBusConnection *bus
+      = g_bus_get_sync(opts->session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
   if (bus == NULL)
     qp_cli_print_error(opts->session ? _("session bus") : _("system bus"), error);
   return bus;
@@ -98,8 +98,8 @@ qp_cli_daemon_error(const char *context, GError *error)
   if (g_dbus_error_is_remote_error(error)) {
     g_autofree char *name = g_dbus_error_get_remote_error(error);
     g_dbus_error_strip_remote_error(error);
-    if (g_strcmp0(name, "org.freedesktop.DBus.Error.ServiceUnknown") == 0 ||
-        g_strcmp0(name, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0) {
+    if (g_strcmp0(name, "org.freedesktop.DBus.Error.ServiceUnknown") == 0
+        || g_strcmp0(name, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0) {
       g_autoptr(GError) e = g_error_new_literal(G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
                                                 _("qcow2-policyd is not running on this bus"));
       qp_cli_print_error(context, e);
@@ -135,9 +135,9 @@ qp_cli_daemon_options(gboolean authorized)
 static GVariant *
 qp_cli_daemon_objects(GDBusConnection *bus, GError **error)
 {
-  g_autoptr(GVariant) reply =
-      qp_cli_daemon_call(bus, QP_ROOT_PATH, "org.freedesktop.DBus.ObjectManager",
-                         "GetManagedObjects", NULL, "(a{oa{sa{sv}}})", -1, error);
+  g_autoptr(GVariant) reply
+      = qp_cli_daemon_call(bus, QP_ROOT_PATH, "org.freedesktop.DBus.ObjectManager",
+                           "GetManagedObjects", NULL, "(a{oa{sa{sv}}})", -1, error);
   if (reply == NULL)
     return NULL;
   return g_variant_get_child_value(reply, 0);
@@ -146,9 +146,9 @@ qp_cli_daemon_objects(GDBusConnection *bus, GError **error)
 static GVariant *
 qp_cli_daemon_props(GDBusConnection *bus, const char *path, const char *iface, GError **error)
 {
-  g_autoptr(GVariant) reply =
-      qp_cli_daemon_call(bus, path, "org.freedesktop.DBus.Properties", "GetAll",
-                         g_variant_new("(s)", iface), "(a{sv})", -1, error);
+  g_autoptr(GVariant) reply
+      = qp_cli_daemon_call(bus, path, "org.freedesktop.DBus.Properties", "GetAll",
+                           g_variant_new("(s)", iface), "(a{sv})", -1, error);
   if (reply == NULL)
     return NULL;
   return g_variant_get_child_value(reply, 0);
@@ -339,18 +339,18 @@ qp_cli_policy_text(GVariant *props)
 int
 qp_cli_status(int argc, char **argv)
 {
-  g_auto(QpCliDaemonOpts) opts = {0};
+  g_auto(QpCliDaemonOpts) opts = { 0 };
   g_autoptr(GDBusConnection) bus = NULL;
   g_autoptr(GVariant) manager = NULL;
   g_autoptr(GVariant) objects = NULL;
   g_autoptr(GPtrArray) domains = NULL;
   g_autoptr(GError) error = NULL;
-  const char *states[] = {"applied", "pending-restart", "unmanaged", "error"};
-  guint counts[G_N_ELEMENTS(states)] = {0};
+  const char *states[] = { "applied", "pending-restart", "unmanaged", "error" };
+  guint counts[G_N_ELEMENTS(states)] = { 0 };
   gboolean connected = FALSE;
 
-  if (!qp_cli_daemon_parse("status", NULL, _("Show the daemon's state."), TRUE, FALSE, &argc,
-                           &argv, &opts))
+  if (!qp_cli_daemon_parse("status", NULL, _("Show the daemon's state."), TRUE, FALSE, &argc, &argv,
+                           &opts))
     return QP_CLI_EXIT_USAGE;
   if (qp_cli_daemon_n_args(&opts) != 0) {
     qp_cli_usage_error("status", _("unexpected argument “%s”"), opts.rest[0]);
@@ -409,15 +409,15 @@ qp_cli_status(int argc, char **argv)
                                            domains->len, counts[0], counts[1], counts[2],
                                            counts[3]));
     qp_cli_table_add_field(t, _("Reconcile"),
-                           interval > 0 ? g_strdup_printf(_("every %" G_GUINT64_FORMAT " s"),
-                                                          interval)
-                                        : g_strdup(_("on events only")));
+                           interval > 0
+                               ? g_strdup_printf(_("every %" G_GUINT64_FORMAT " s"), interval)
+                               : g_strdup(_("on events only")));
     qp_cli_table_add_field(t, _("Default policy"),
                            def > 0 ? g_strdup_printf("%" G_GUINT64_FORMAT "%%", def)
                                    : g_strdup(_("none")));
-    qp_cli_table_add_field(t, _("Writes"),
-                           g_strdup_printf("%" G_GUINT64_FORMAT,
-                                           qp_cli_lookup_t(manager, "WriteCount")));
+    qp_cli_table_add_field(
+        t, _("Writes"),
+        g_strdup_printf("%" G_GUINT64_FORMAT, qp_cli_lookup_t(manager, "WriteCount")));
     qp_cli_table_print(t, stdout);
   }
   return QP_CLI_EXIT_OK;
@@ -426,14 +426,14 @@ qp_cli_status(int argc, char **argv)
 int
 qp_cli_list(int argc, char **argv)
 {
-  g_auto(QpCliDaemonOpts) opts = {0};
+  g_auto(QpCliDaemonOpts) opts = { 0 };
   g_autoptr(GDBusConnection) bus = NULL;
   g_autoptr(GVariant) objects = NULL;
   g_autoptr(GPtrArray) domains = NULL;
   g_autoptr(GError) error = NULL;
 
-  if (!qp_cli_daemon_parse("list", NULL, _("List domains and their policy state."), TRUE,
-                           FALSE, &argc, &argv, &opts))
+  if (!qp_cli_daemon_parse("list", NULL, _("List domains and their policy state."), TRUE, FALSE,
+                           &argc, &argv, &opts))
     return QP_CLI_EXIT_USAGE;
   if (qp_cli_daemon_n_args(&opts) != 0) {
     qp_cli_usage_error("list", _("unexpected argument “%s”"), opts.rest[0]);
@@ -514,8 +514,8 @@ qp_cli_print_domain(GVariant *props)
 
   printf("\n");
   qp_cli_table_set_header(t, _("DISK"), _("LAYER"), _("VIRTUAL"), _("CLUSTER"), _("L2FULL"),
-                          _("QEMU DEFAULT"), _("MAX_SIZE"), _("COVERAGE"), _("ACTION"),
-                          _("PATH"), NULL);
+                          _("QEMU DEFAULT"), _("MAX_SIZE"), _("COVERAGE"), _("ACTION"), _("PATH"),
+                          NULL);
   g_variant_iter_init(&iter, disks);
   while ((layer = g_variant_iter_next_value(&iter)) != NULL) {
     g_autoptr(GVariant) l = layer;
@@ -530,10 +530,10 @@ qp_cli_print_domain(GVariant *props)
     g_autofree char *cov = qp_cli_layer_share(l, "l2-coverage");
     const char *action = qp_cli_lookup_s(l, "action");
     const char *reason = qp_cli_lookup_s(l, "reason");
-    g_autofree char *action_text =
-        reason[0] != '\0' ? g_strdup_printf("%s: %s", action, reason) : g_strdup(action);
-    qp_cli_table_add_row(t, qp_cli_lookup_s(l, "dev"), depth, vsize, cluster, full, def, max,
-                         cov, action_text, qp_cli_lookup_s(l, "path"), NULL);
+    g_autofree char *action_text
+        = reason[0] != '\0' ? g_strdup_printf("%s: %s", action, reason) : g_strdup(action);
+    qp_cli_table_add_row(t, qp_cli_lookup_s(l, "dev"), depth, vsize, cluster, full, def, max, cov,
+                         action_text, qp_cli_lookup_s(l, "path"), NULL);
   }
   qp_cli_table_print(t, stdout);
 }
@@ -541,7 +541,7 @@ qp_cli_print_domain(GVariant *props)
 int
 qp_cli_show(int argc, char **argv)
 {
-  g_auto(QpCliDaemonOpts) opts = {0};
+  g_auto(QpCliDaemonOpts) opts = { 0 };
   g_autoptr(GDBusConnection) bus = NULL;
   g_autoptr(GVariant) props = NULL;
   g_autoptr(GError) error = NULL;
@@ -602,7 +602,7 @@ qp_cli_daemon_report(GDBusConnection *bus, const char *domain, const char *path)
 int
 qp_cli_set(int argc, char **argv)
 {
-  g_auto(QpCliDaemonOpts) opts = {0};
+  g_auto(QpCliDaemonOpts) opts = { 0 };
   g_autoptr(GDBusConnection) bus = NULL;
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GError) error = NULL;
@@ -620,8 +620,8 @@ qp_cli_set(int argc, char **argv)
     qp_cli_usage_error("set", "%s", _("expected DOMAIN and PERCENT"));
     return QP_CLI_EXIT_USAGE;
   }
-  if (!qp_cli_parse_percent("PERCENT", opts.rest[1], &percent, &error) ||
-      (opts.max != NULL && !qp_cli_parse_size("--max", opts.max, &max, &error))) {
+  if (!qp_cli_parse_percent("PERCENT", opts.rest[1], &percent, &error)
+      || (opts.max != NULL && !qp_cli_parse_size("--max", opts.max, &max, &error))) {
     qp_cli_usage_error("set", "%s", error->message);
     return QP_CLI_EXIT_USAGE;
   }
@@ -656,7 +656,7 @@ qp_cli_set(int argc, char **argv)
 int
 qp_cli_clear(int argc, char **argv)
 {
-  g_auto(QpCliDaemonOpts) opts = {0};
+  g_auto(QpCliDaemonOpts) opts = { 0 };
   g_autoptr(GDBusConnection) bus = NULL;
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GError) error = NULL;
@@ -690,7 +690,7 @@ qp_cli_clear(int argc, char **argv)
 int
 qp_cli_reconcile(int argc, char **argv)
 {
-  g_auto(QpCliDaemonOpts) opts = {0};
+  g_auto(QpCliDaemonOpts) opts = { 0 };
   g_autoptr(GDBusConnection) bus = NULL;
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GVariant) objects = NULL;
@@ -698,8 +698,8 @@ qp_cli_reconcile(int argc, char **argv)
   g_autoptr(GError) error = NULL;
   guint failed = 0;
 
-  if (!qp_cli_daemon_parse("reconcile", NULL, _("Reconcile every domain now."), TRUE, FALSE,
-                           &argc, &argv, &opts))
+  if (!qp_cli_daemon_parse("reconcile", NULL, _("Reconcile every domain now."), TRUE, FALSE, &argc,
+                           &argv, &opts))
     return QP_CLI_EXIT_USAGE;
   if (qp_cli_daemon_n_args(&opts) != 0) {
     qp_cli_usage_error("reconcile", _("unexpected argument “%s”"), opts.rest[0]);
@@ -738,8 +738,7 @@ qp_cli_reconcile(int argc, char **argv)
         failed++;
       }
     }
-    printf(ngettext("Reconciled %u domain", "Reconciled %u domains", domains->len),
-           domains->len);
+    printf(ngettext("Reconciled %u domain", "Reconciled %u domains", domains->len), domains->len);
     printf(ngettext(", %u in error.\n", ", %u in error.\n", failed), failed);
   }
   return failed > 0 ? QP_CLI_EXIT_FAILURE : QP_CLI_EXIT_OK;

@@ -37,8 +37,8 @@ qp_analyze_caller_gid(guint32 uid, gid_t *gid, GError **error)
   char buf[4096]; /* getpwuid_r's entry; sysconf(_SC_GETPW_R_SIZE_MAX) is 1024 on glibc */
 
   if (getpwuid_r(uid, &pwd, buf, sizeof(buf), &found) != 0 || found == NULL) {
-    g_set_error(error, QP_ERROR, QP_ERROR_NOT_AUTHORIZED,
-                _("Caller uid %u has no user entry"), uid);
+    g_set_error(error, QP_ERROR, QP_ERROR_NOT_AUTHORIZED, _("Caller uid %u has no user entry"),
+                uid);
     return FALSE;
   }
   *gid = pwd.pw_gid;
@@ -76,8 +76,8 @@ qp_analyze_run(const QpAnalyzeRequest *req, GError **error)
   }
   g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
   for (guint i = 0; i < layers->len; i++)
-    g_variant_builder_add_value(&builder, qp_figures_from_layer(g_ptr_array_index(layers, i), i,
-                                                                req->percent, req->max));
+    g_variant_builder_add_value(
+        &builder, qp_figures_from_layer(g_ptr_array_index(layers, i), i, req->percent, req->max));
   return g_variant_builder_end(&builder);
 }
 
@@ -118,8 +118,7 @@ qp_analyze_thread(GTask *task, gpointer source, gpointer task_data, GCancellable
     g_task_return_error(task, error);
     return;
   }
-  g_task_return_pointer(task, g_variant_ref_sink(result),
-                        (GDestroyNotify)g_variant_unref);
+  g_task_return_pointer(task, g_variant_ref_sink(result), (GDestroyNotify)g_variant_unref);
 }
 
 void

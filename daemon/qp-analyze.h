@@ -15,12 +15,15 @@ typedef struct {
   guint32 uid;
 } QpAnalyzeRequest;
 
-void qp_analyze_request_free(QpAnalyzeRequest *req);
+void
+qp_analyze_request_free(QpAnalyzeRequest *req);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpAnalyzeRequest, qp_analyze_request_free)
 
 /* Runs in a thread (takes @req); the result is an aa{sv} GVariant. */
-void qp_analyze_async(QpAnalyzeRequest *req, GCancellable *cancellable,
-                      GAsyncReadyCallback callback, gpointer user_data);
-GVariant *qp_analyze_finish(GAsyncResult *res, GError **error);
+void
+qp_analyze_async(QpAnalyzeRequest *req, GCancellable *cancellable, GAsyncReadyCallback callback,
+                 gpointer user_data);
+GVariant *
+qp_analyze_finish(GAsyncResult *res, GError **error);
 
 G_END_DECLS

@@ -67,12 +67,11 @@ qp_auth_get_caller_uid_async(GDBusMethodInvocation *invocation, GCancellable *ca
                              GAsyncReadyCallback callback, gpointer user_data)
 {
   GTask *task = g_task_new(NULL, cancellable, callback, user_data);
-  g_dbus_connection_call(g_dbus_method_invocation_get_connection(invocation),
-                         "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                         "GetConnectionUnixUser",
-                         g_variant_new("(s)", g_dbus_method_invocation_get_sender(invocation)),
-                         G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, cancellable,
-                         qp_auth_uid_cb, task);
+  g_dbus_connection_call(
+      g_dbus_method_invocation_get_connection(invocation), "org.freedesktop.DBus",
+      "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetConnectionUnixUser",
+      g_variant_new("(s)", g_dbus_method_invocation_get_sender(invocation)), G_VARIANT_TYPE("(u)"),
+      G_DBUS_CALL_FLAGS_NONE, -1, cancellable, qp_auth_uid_cb, task);
 }
 
 gboolean
@@ -141,8 +140,8 @@ qp_auth_polkit_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 
 void
 qp_auth_check_async(QpAuth *auth, GDBusMethodInvocation *invocation, const char *action_id,
-                    gboolean interactive, GCancellable *cancellable,
-                    GAsyncReadyCallback callback, gpointer user_data)
+                    gboolean interactive, GCancellable *cancellable, GAsyncReadyCallback callback,
+                    gpointer user_data)
 {
   GTask *task = g_task_new(NULL, cancellable, callback, user_data);
 
@@ -154,8 +153,8 @@ qp_auth_check_async(QpAuth *auth, GDBusMethodInvocation *invocation, const char 
   }
 #ifdef HAVE_POLKIT
   if (auth->authority != NULL) {
-    g_autoptr(PolkitSubject) subject =
-        polkit_system_bus_name_new(g_dbus_method_invocation_get_sender(invocation));
+    g_autoptr(PolkitSubject) subject
+        = polkit_system_bus_name_new(g_dbus_method_invocation_get_sender(invocation));
     PolkitCheckAuthorizationFlags flags = POLKIT_CHECK_AUTHORIZATION_FLAGS_NONE;
     if (interactive)
       flags |= POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION;

@@ -93,8 +93,9 @@ qp_config_load(const char *path, gboolean must_exist, GError **error)
   if (g_key_file_has_key(kf, "daemon", "reconcile-interval", NULL)) {
     g_autofree char *str = g_key_file_get_string(kf, "daemon", "reconcile-interval", NULL);
     guint64 val = 0;
-    if (str == NULL ||
-        !g_ascii_string_to_unsigned(g_strstrip(str), 10, 0, QP_CONFIG_MAX_INTERVAL, &val, NULL)) {
+    if (str == NULL
+        || !g_ascii_string_to_unsigned(g_strstrip(str), 10, 0, QP_CONFIG_MAX_INTERVAL, &val,
+                                       NULL)) {
       g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
                   _("%s: [daemon] reconcile-interval: “%s” is not a number of seconds from 0 "
                     "to %u"),
@@ -106,7 +107,7 @@ qp_config_load(const char *path, gboolean must_exist, GError **error)
   level = g_key_file_get_string(kf, "daemon", "log-level", NULL);
   if (level != NULL) {
     g_strstrip(level);
-    if (!g_strv_contains((const char *const[]){"debug", "info", "message", "warning", NULL},
+    if (!g_strv_contains((const char *const[]){ "debug", "info", "message", "warning", NULL },
                          level)) {
       g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
                   _("%s: [daemon] log-level: “%s” is not one of debug, info, message, warning"),

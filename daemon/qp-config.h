@@ -19,10 +19,13 @@ typedef struct {
   QpPolicy *default_policy; /* NULL: domains without a policy are never touched */
 } QpConfig;
 
-QpConfig *qp_config_new(void);
+QpConfig *
+qp_config_new(void);
 /* Load @path; a missing file gives the defaults unless @must_exist. */
-QpConfig *qp_config_load(const char *path, gboolean must_exist, GError **error);
-void qp_config_free(QpConfig *config);
+QpConfig *
+qp_config_load(const char *path, gboolean must_exist, GError **error);
+void
+qp_config_free(QpConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpConfig, qp_config_free)
 
 G_END_DECLS

@@ -78,8 +78,10 @@ struct _QpDaemon {
 
 G_DEFINE_TYPE(QpDaemon, qp_daemon, G_TYPE_OBJECT)
 
-static void qp_daemon_connect(QpDaemon *self);
-static void qp_daemon_reconcile_all(QpDaemon *self, GDBusMethodInvocation *invocation);
+static void
+qp_daemon_connect(QpDaemon *self);
+static void
+qp_daemon_reconcile_all(QpDaemon *self, GDBusMethodInvocation *invocation);
 
 /* ---------- domain entries ---------- */
 
@@ -179,9 +181,11 @@ typedef struct {
   QpReconcileResult *result;
 } QpJobDone;
 
-static void qp_daemon_entry_start(QpDaemon *self, QpDomainEntry *entry);
+static void
+qp_daemon_entry_start(QpDaemon *self, QpDomainEntry *entry);
 
-static void qp_daemon_export_entry(QpDaemon *self, QpDomainEntry *entry);
+static void
+qp_daemon_export_entry(QpDaemon *self, QpDomainEntry *entry);
 
 static void
 qp_daemon_apply_result(QpDaemon *self, QpDomainEntry *entry, const QpReconcileResult *result)
@@ -201,8 +205,7 @@ qp_daemon_apply_result(QpDaemon *self, QpDomainEntry *entry, const QpReconcileRe
   qp_domain_set_error(entry->iface, error_msg);
   if (result->disks != NULL)
     qp_domain_set_disks(entry->iface, result->disks);
-  qp_domain_set_write_count(entry->iface,
-                            qp_domain_get_write_count(entry->iface) + result->writes);
+  qp_domain_set_write_count(entry->iface, qp_domain_get_write_count(entry->iface) + result->writes);
   g_object_thaw_notify(G_OBJECT(entry->iface));
 
   if (g_strcmp0(entry->last_error, error_msg) != 0) {
@@ -303,8 +306,8 @@ qp_daemon_schedule(QpDaemon *self, const char *uuid, QpWaiter *waiter, QpReconci
   if (self->conn == NULL) {
     g_autoptr(QpReconcileResult) result = g_new0(QpReconcileResult, 1);
     result->state = g_strdup("error");
-    result->error = g_error_new(QP_ERROR, QP_ERROR_LIBVIRT, _("Not connected to %s"),
-                                self->config->uri);
+    result->error
+        = g_error_new(QP_ERROR, QP_ERROR_LIBVIRT, _("Not connected to %s"), self->config->uri);
     result->op_error = g_error_copy(result->error);
     entry->op_next = QP_RECONCILE_OP_NONE;
     g_clear_pointer(&entry->op_policy_next, qp_policy_free);
@@ -429,15 +432,15 @@ qp_daemon_domain_auth_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 }
 
 static const QpOptionSpec qp_options_interactive[] = {
-  {"interactive", "b"},
-  {NULL, NULL},
+  { "interactive", "b" },
+  { NULL, NULL },
 };
 
 static const QpOptionSpec qp_options_set_policy[] = {
-  {"max", "t"},
-  {"chain", "s"},
-  {"interactive", "b"},
-  {NULL, NULL},
+  { "max", "t" },
+  { "chain", "s" },
+  { "interactive", "b" },
+  { NULL, NULL },
 };
 
 static gboolean
@@ -467,8 +470,7 @@ qp_daemon_handle_set_policy(QpDomain *iface, GDBusMethodInvocation *invocation, 
     chain = QP_CHAIN_ALL;
   } else if (!g_str_equal(chain_str, "top")) {
     g_dbus_method_invocation_return_error(invocation, QP_ERROR, QP_ERROR_INVALID_POLICY,
-                                          _("chain: “%s” is neither “top” nor “all”"),
-                                          chain_str);
+                                          _("chain: “%s” is neither “top” nor “all”"), chain_str);
     return G_DBUS_METHOD_INVOCATION_HANDLED;
   }
   call = qp_call_new(self, invocation, qp_domain_get_uuid(iface));
@@ -480,8 +482,8 @@ qp_daemon_handle_set_policy(QpDomain *iface, GDBusMethodInvocation *invocation, 
 }
 
 static gboolean
-qp_daemon_handle_clear_policy(QpDomain *iface, GDBusMethodInvocation *invocation,
-                              GVariant *options, gpointer user_data)
+qp_daemon_handle_clear_policy(QpDomain *iface, GDBusMethodInvocation *invocation, GVariant *options,
+                              gpointer user_data)
 {
   QpDaemon *self = QP_DAEMON(user_data);
   QpCall *call;
@@ -511,8 +513,8 @@ qp_daemon_handle_apply(QpDomain *iface, GDBusMethodInvocation *invocation, GVari
     return G_DBUS_METHOD_INVOCATION_HANDLED;
   }
   call = qp_call_new(self, invocation, qp_domain_get_uuid(iface));
-  qp_auth_check_async(self->auth, invocation, QP_AUTH_ACTION_APPLY,
-                      qp_daemon_interactive(options), NULL, qp_daemon_domain_auth_cb, call);
+  qp_auth_check_async(self->auth, invocation, QP_AUTH_ACTION_APPLY, qp_daemon_interactive(options),
+                      NULL, qp_daemon_domain_auth_cb, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -535,8 +537,8 @@ qp_daemon_export_entry(QpDaemon *self, QpDomainEntry *entry)
   qp_domain_set_disks(entry->iface, g_variant_new_array(G_VARIANT_TYPE_VARDICT, NULL, 0));
   g_signal_connect(entry->iface, "handle-set-policy", G_CALLBACK(qp_daemon_handle_set_policy),
                    self);
-  g_signal_connect(entry->iface, "handle-clear-policy",
-                   G_CALLBACK(qp_daemon_handle_clear_policy), self);
+  g_signal_connect(entry->iface, "handle-clear-policy", G_CALLBACK(qp_daemon_handle_clear_policy),
+                   self);
   g_signal_connect(entry->iface, "handle-apply", G_CALLBACK(qp_daemon_handle_apply), self);
   qp_object_skeleton_set_domain(entry->object, entry->iface);
   g_dbus_object_manager_server_export(self->object_manager, G_DBUS_OBJECT_SKELETON(entry->object));
@@ -642,8 +644,8 @@ qp_daemon_list_cb(GObject *source, GAsyncResult *res, gpointer user_data)
   }
   g_hash_table_iter_init(&iter, all);
   while (g_hash_table_iter_next(&iter, &key, NULL))
-    qp_daemon_schedule(self, key, batch != NULL ? qp_waiter_new(qp_daemon_batch_waiter, batch)
-                                                : NULL,
+    qp_daemon_schedule(self, key,
+                       batch != NULL ? qp_waiter_new(qp_daemon_batch_waiter, batch) : NULL,
                        QP_RECONCILE_OP_NONE, NULL);
 }
 
@@ -683,8 +685,8 @@ qp_daemon_reconcile_auth_cb(GObject *source, GAsyncResult *res, gpointer user_da
 }
 
 static gboolean
-qp_daemon_handle_reconcile(QpManager *iface, GDBusMethodInvocation *invocation,
-                           GVariant *options, gpointer user_data)
+qp_daemon_handle_reconcile(QpManager *iface, GDBusMethodInvocation *invocation, GVariant *options,
+                           gpointer user_data)
 {
   QpDaemon *self = QP_DAEMON(user_data);
   GError *error = NULL;
@@ -693,9 +695,8 @@ qp_daemon_handle_reconcile(QpManager *iface, GDBusMethodInvocation *invocation,
     qp_daemon_return_error(invocation, error);
     return G_DBUS_METHOD_INVOCATION_HANDLED;
   }
-  qp_auth_check_async(self->auth, invocation, QP_AUTH_ACTION_APPLY,
-                      qp_daemon_interactive(options), NULL, qp_daemon_reconcile_auth_cb,
-                      qp_call_new(self, invocation, ""));
+  qp_auth_check_async(self->auth, invocation, QP_AUTH_ACTION_APPLY, qp_daemon_interactive(options),
+                      NULL, qp_daemon_reconcile_auth_cb, qp_call_new(self, invocation, ""));
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -708,7 +709,7 @@ qp_daemon_handle_get_domain_by_name(QpManager *iface, GDBusMethodInvocation *inv
   GHashTableIter iter;
   gpointer value;
 
-  if (!qp_options_check(options, (const QpOptionSpec[]){{NULL, NULL}}, &error)) {
+  if (!qp_options_check(options, (const QpOptionSpec[]){ { NULL, NULL } }, &error)) {
     qp_daemon_return_error(invocation, error);
     return G_DBUS_METHOD_INVOCATION_HANDLED;
   }
@@ -794,12 +795,8 @@ qp_daemon_analyze_auth_cb(GObject *source, GAsyncResult *res, gpointer user_data
 }
 
 static const QpOptionSpec qp_options_analyze[] = {
-  {"format", "s"},
-  {"percent", "u"},
-  {"max", "t"},
-  {"chain", "b"},
-  {"interactive", "b"},
-  {NULL, NULL},
+  { "format", "s" }, { "percent", "u" },     { "max", "t" },
+  { "chain", "b" },  { "interactive", "b" }, { NULL, NULL },
 };
 
 static gboolean
@@ -860,8 +857,7 @@ qp_daemon_schedule_dom(QpDaemon *self, virDomainPtr dom)
 }
 
 static int
-qp_daemon_lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int detail,
-                       void *opaque)
+qp_daemon_lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
 {
   QpDaemon *self = QP_DAEMON(opaque);
 
@@ -1079,20 +1075,20 @@ qp_daemon_run(QpDaemon *self, GError **error)
   guint sig_term = g_unix_signal_add(SIGTERM, qp_daemon_signal_cb, self);
   guint sig_int = g_unix_signal_add(SIGINT, qp_daemon_signal_cb, self);
 
-  self->pool = g_thread_pool_new(qp_daemon_worker, self, QP_DAEMON_WORKER_THREADS, FALSE,
-                                 &error_pool);
+  self->pool
+      = g_thread_pool_new(qp_daemon_worker, self, QP_DAEMON_WORKER_THREADS, FALSE, &error_pool);
   if (self->pool == NULL) {
     g_propagate_error(error, error_pool);
     return FALSE;
   }
   self->auth = qp_auth_new(self->session);
   if (self->config->reconcile_interval > 0)
-    self->interval_id =
-        g_timeout_add_seconds(self->config->reconcile_interval, qp_daemon_interval_cb, self);
-  self->owner_id = g_bus_own_name(self->session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM,
-                                  QP_DBUS_NAME, G_BUS_NAME_OWNER_FLAGS_NONE,
-                                  qp_daemon_bus_acquired_cb, qp_daemon_name_acquired_cb,
-                                  qp_daemon_name_lost_cb, self, NULL);
+    self->interval_id
+        = g_timeout_add_seconds(self->config->reconcile_interval, qp_daemon_interval_cb, self);
+  self->owner_id
+      = g_bus_own_name(self->session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, QP_DBUS_NAME,
+                       G_BUS_NAME_OWNER_FLAGS_NONE, qp_daemon_bus_acquired_cb,
+                       qp_daemon_name_acquired_cb, qp_daemon_name_lost_cb, self, NULL);
   g_main_loop_run(self->loop);
   g_source_remove(sig_term);
   g_source_remove(sig_int);
@@ -1139,8 +1135,8 @@ static void
 qp_daemon_init(QpDaemon *self)
 {
   self->loop = g_main_loop_new(NULL, FALSE);
-  self->domains =
-      g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)qp_domain_entry_free);
+  self->domains
+      = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)qp_domain_entry_free);
   self->cb_lifecycle = self->cb_metadata = -1;
   self->reconnect_delay = QP_DAEMON_RECONNECT_MIN;
   self->object_manager = g_dbus_object_manager_server_new(QP_DBUS_PATH);
@@ -1158,11 +1154,9 @@ qp_daemon_new(QpConfig *config, gboolean session)
   qp_manager_set_uri(self->manager, config->uri);
   qp_manager_set_connected(self->manager, FALSE);
   qp_manager_set_reconcile_interval(self->manager, config->reconcile_interval);
-  qp_manager_set_default_percent(self->manager,
-                                 config->default_policy != NULL ? config->default_policy->percent
-                                                                : 0);
-  g_signal_connect(self->manager, "handle-reconcile", G_CALLBACK(qp_daemon_handle_reconcile),
-                   self);
+  qp_manager_set_default_percent(
+      self->manager, config->default_policy != NULL ? config->default_policy->percent : 0);
+  g_signal_connect(self->manager, "handle-reconcile", G_CALLBACK(qp_daemon_handle_reconcile), self);
   g_signal_connect(self->manager, "handle-analyze-image",
                    G_CALLBACK(qp_daemon_handle_analyze_image), self);
   g_signal_connect(self->manager, "handle-get-domain-by-name",

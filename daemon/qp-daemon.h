@@ -17,10 +17,12 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(QpDaemon, qp_daemon, QP, DAEMON, GObject)
 
 /* Takes @config. @session: the session bus and no authorization (development). */
-QpDaemon *qp_daemon_new(QpConfig *config, gboolean session);
+QpDaemon *
+qp_daemon_new(QpConfig *config, gboolean session);
 
 /* Own the bus name, export the objects, connect to libvirt; runs until SIGTERM/SIGINT or
  * until the bus name is lost. Returns FALSE with @error when it could not run. */
-gboolean qp_daemon_run(QpDaemon *self, GError **error);
+gboolean
+qp_daemon_run(QpDaemon *self, GError **error);
 
 G_END_DECLS

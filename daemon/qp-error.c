@@ -13,15 +13,15 @@
 #include "qp-size.h"
 
 static const GDBusErrorEntry qp_error_entries[] = {
-  {QP_ERROR_FAILED, "org.qcow2policyd.Policy1.Error.Failed"},
-  {QP_ERROR_INVALID_ARGS, "org.qcow2policyd.Policy1.Error.InvalidArgs"},
-  {QP_ERROR_NOT_FOUND, "org.qcow2policyd.Policy1.Error.NotFound"},
-  {QP_ERROR_NOT_AUTHORIZED, "org.qcow2policyd.Policy1.Error.NotAuthorized"},
-  {QP_ERROR_AUTH_CANCELED, "org.qcow2policyd.Policy1.Error.AuthCanceled"},
-  {QP_ERROR_INVALID_POLICY, "org.qcow2policyd.Policy1.Error.InvalidPolicy"},
-  {QP_ERROR_CHAIN_MISMATCH, "org.qcow2policyd.Policy1.Error.ChainMismatch"},
-  {QP_ERROR_LIBVIRT, "org.qcow2policyd.Policy1.Error.Libvirt"},
-  {QP_ERROR_IMAGE, "org.qcow2policyd.Policy1.Error.Image"},
+  { QP_ERROR_FAILED, "org.qcow2policyd.Policy1.Error.Failed" },
+  { QP_ERROR_INVALID_ARGS, "org.qcow2policyd.Policy1.Error.InvalidArgs" },
+  { QP_ERROR_NOT_FOUND, "org.qcow2policyd.Policy1.Error.NotFound" },
+  { QP_ERROR_NOT_AUTHORIZED, "org.qcow2policyd.Policy1.Error.NotAuthorized" },
+  { QP_ERROR_AUTH_CANCELED, "org.qcow2policyd.Policy1.Error.AuthCanceled" },
+  { QP_ERROR_INVALID_POLICY, "org.qcow2policyd.Policy1.Error.InvalidPolicy" },
+  { QP_ERROR_CHAIN_MISMATCH, "org.qcow2policyd.Policy1.Error.ChainMismatch" },
+  { QP_ERROR_LIBVIRT, "org.qcow2policyd.Policy1.Error.Libvirt" },
+  { QP_ERROR_IMAGE, "org.qcow2policyd.Policy1.Error.Image" },
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(qp_error_entries) == QP_ERROR_LAST);
 

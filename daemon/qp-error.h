@@ -7,7 +7,8 @@
 G_BEGIN_DECLS
 
 #define QP_ERROR (qp_error_quark())
-GQuark qp_error_quark(void);
+GQuark
+qp_error_quark(void);
 
 /* Keep in step with the table in qp-error.c (checked at compile time) and with the
  * error names documented in schemas/org.qcow2policyd.Policy1.xml. */
@@ -25,12 +26,15 @@ typedef enum {
 } QpError;
 
 /* Map an error of any layer (lib, xml, GIO, polkit) onto QP_ERROR, keeping its message. */
-void qp_error_convert(GError **error);
+void
+qp_error_convert(GError **error);
 
 /* Set @error from libvirt's last error of this thread, prefixed with @context. */
-void qp_error_set_libvirt(GError **error, const char *context);
+void
+qp_error_set_libvirt(GError **error, const char *context);
 
 /* TRUE when libvirt's last error of this thread says the domain does not exist. */
-gboolean qp_error_libvirt_no_domain(void);
+gboolean
+qp_error_libvirt_no_domain(void);
 
 G_END_DECLS

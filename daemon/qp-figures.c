@@ -22,7 +22,7 @@ qp_figures_action_name(QpPlanAction action)
 static void
 qp_figures_add_header(GVariantDict *dict, const QpQcow2Header *header, QpCacheGeometry *geo)
 {
-  QpCacheSplit def = {0};
+  QpCacheSplit def = { 0 };
 
   geo->virtual_size = header->virtual_size;
   geo->cluster_bits = header->cluster_bits;
@@ -53,7 +53,7 @@ GVariant *
 qp_figures_from_plan_item(const QpPlanItem *item, gboolean written)
 {
   g_auto(GVariantDict) dict = G_VARIANT_DICT_INIT(NULL);
-  QpCacheGeometry geo = {0};
+  QpCacheGeometry geo = { 0 };
 
   g_variant_dict_insert(&dict, "dev", "s", item->dev != NULL ? item->dev : "");
   g_variant_dict_insert(&dict, "depth", "u", item->depth);
@@ -80,7 +80,7 @@ GVariant *
 qp_figures_from_layer(const QpQcow2Layer *layer, guint depth, guint percent, guint64 max)
 {
   g_auto(GVariantDict) dict = G_VARIANT_DICT_INIT(NULL);
-  QpCacheGeometry geo = {0};
+  QpCacheGeometry geo = { 0 };
 
   g_variant_dict_insert(&dict, "depth", "u", depth);
   g_variant_dict_insert(&dict, "path", "s", layer->path);
@@ -94,7 +94,7 @@ qp_figures_from_layer(const QpQcow2Layer *layer, guint depth, guint percent, gui
   if (layer->header->backing_file != NULL)
     g_variant_dict_insert(&dict, "backing-file", "s", layer->header->backing_file);
   if (percent > 0) {
-    QpCacheSplit split = {0};
+    QpCacheSplit split = { 0 };
     gboolean raised = FALSE;
     guint64 size = qp_cache_policy(&geo, percent, max, &raised, &split);
     qp_figures_add_policy(&dict, percent, size, &split, raised);

@@ -44,16 +44,16 @@ main(int argc, char **argv)
   g_autoptr(QpConfig) config = NULL;
   g_autoptr(QpDaemon) daemon = NULL;
   const GOptionEntry entries[] = {
-    {"system", 0, 0, G_OPTION_ARG_NONE, &opt_system, N_("Use the system bus (default)"), NULL},
-    {"session", 0, 0, G_OPTION_ARG_NONE, &opt_session,
-     N_("Use the session bus, allow every caller (development and tests)"), NULL},
-    {"connect", 'c', 0, G_OPTION_ARG_STRING, &opt_uri,
-     N_("libvirt connection URI (default: from the configuration, else qemu:///system)"), "URI"},
-    {"config", 0, 0, G_OPTION_ARG_FILENAME, &opt_config,
-     N_("Configuration file (default: /etc/qcow2-policyd/qcow2-policyd.conf)"), "FILE"},
-    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, N_("Log debug messages"), NULL},
-    {"version", 0, 0, G_OPTION_ARG_NONE, &opt_version, N_("Print the version and exit"), NULL},
-    {NULL},
+    { "system", 0, 0, G_OPTION_ARG_NONE, &opt_system, N_("Use the system bus (default)"), NULL },
+    { "session", 0, 0, G_OPTION_ARG_NONE, &opt_session,
+      N_("Use the session bus, allow every caller (development and tests)"), NULL },
+    { "connect", 'c', 0, G_OPTION_ARG_STRING, &opt_uri,
+      N_("libvirt connection URI (default: from the configuration, else qemu:///system)"), "URI" },
+    { "config", 0, 0, G_OPTION_ARG_FILENAME, &opt_config,
+      N_("Configuration file (default: /etc/qcow2-policyd/qcow2-policyd.conf)"), "FILE" },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, N_("Log debug messages"), NULL },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &opt_version, N_("Print the version and exit"), NULL },
+    { NULL },
   };
 
   setlocale(LC_ALL, "");

@@ -12,6 +12,7 @@ typedef struct {
 
 /* Every key of @options must be in @specs (terminated by a {NULL, NULL} entry) with the
  * given type; otherwise QP_ERROR_INVALID_ARGS naming the key. */
-gboolean qp_options_check(GVariant *options, const QpOptionSpec *specs, GError **error);
+gboolean
+qp_options_check(GVariant *options, const QpOptionSpec *specs, GError **error);
 
 G_END_DECLS

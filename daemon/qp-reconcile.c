@@ -65,11 +65,10 @@ qp_reconcile_do_op(const QpReconcileJob *job, virDomainPtr dom, gboolean active,
   unsigned int flags = VIR_DOMAIN_AFFECT_CONFIG;
 
   if (job->op == QP_RECONCILE_OP_SET_POLICY) {
-    g_autoptr(QpPolicy) policy = qp_policy_new(job->op_policy->percent, job->op_policy->max,
-                                               job->op_policy->chain);
-    g_autofree char *current =
-        virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, QP_POLICY_NS_URI,
-                             VIR_DOMAIN_AFFECT_CONFIG);
+    g_autoptr(QpPolicy) policy
+        = qp_policy_new(job->op_policy->percent, job->op_policy->max, job->op_policy->chain);
+    g_autofree char *current = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+                                                    QP_POLICY_NS_URI, VIR_DOMAIN_AFFECT_CONFIG);
     /* keep the per-disk overrides of a valid existing element; an invalid one is replaced */
     if (current != NULL) {
       g_autoptr(QpPolicy) old = qp_policy_parse(current, NULL);
@@ -87,8 +86,8 @@ qp_reconcile_do_op(const QpReconcileJob *job, virDomainPtr dom, gboolean active,
   if (active)
     flags |= VIR_DOMAIN_AFFECT_LIVE;
   if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, element,
-                           element != NULL ? QP_POLICY_NS_PREFIX : NULL, QP_POLICY_NS_URI,
-                           flags) < 0) {
+                           element != NULL ? QP_POLICY_NS_PREFIX : NULL, QP_POLICY_NS_URI, flags)
+      < 0) {
     qp_error_set_libvirt(error, _("Cannot write the policy into the domain's metadata"));
     return FALSE;
   }
@@ -138,8 +137,9 @@ qp_reconcile_pending_restart(virDomainPtr dom, const QpPlan *plan, GError **erro
       if (layer->has_metadata_cache)
         g_hash_table_insert(live, g_strdup_printf("%s/%u", disk->dev, layer->depth),
                             GSIZE_TO_POINTER(1));
-      g_hash_table_insert(live, g_strdup_printf("%s/%u/%" G_GUINT64_FORMAT, disk->dev,
-                                                layer->depth, layer->metadata_cache_max_size),
+      g_hash_table_insert(live,
+                          g_strdup_printf("%s/%u/%" G_GUINT64_FORMAT, disk->dev, layer->depth,
+                                          layer->metadata_cache_max_size),
                           GSIZE_TO_POINTER(1));
     }
   }
@@ -219,8 +219,7 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
        * virDomainUpdateDeviceFlags(AFFECT_CONFIG) per disk would be narrower, but it
        * replaces a whole <disk> too, cannot add backing chains in every driver, and the
        * test driver lacks it; whole-definition define is what both drivers support. */
-      xml_again = qp_reconcile_get_xml(dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE,
-                                       error);
+      xml_again = qp_reconcile_get_xml(dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE, error);
       if (xml_again == NULL)
         return FALSE;
       if (!g_str_equal(xml, xml_again)) {
@@ -248,10 +247,8 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
     failures = g_string_new(NULL);
     for (guint i = 0; i < plan->items->len; i++) {
       QpPlanItem *item = g_ptr_array_index(plan->items, i);
-      g_variant_builder_add_value(&builder,
-                                  qp_figures_from_plan_item(item, written &&
-                                                                      item->action ==
-                                                                          QP_PLAN_WRITE));
+      g_variant_builder_add_value(
+          &builder, qp_figures_from_plan_item(item, written && item->action == QP_PLAN_WRITE));
       if (qp_reconcile_item_is_failure(plan, item)) {
         if (failures->len > 0)
           g_string_append(failures, "; ");

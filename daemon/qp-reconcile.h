@@ -30,27 +30,30 @@ typedef struct {
 } QpReconcileJob;
 
 typedef struct {
-  gboolean gone;        /* the domain no longer exists */
+  gboolean gone; /* the domain no longer exists */
   char *name;
   gboolean persistent;
   gboolean active;
-  guint percent;        /* 0: no policy */
+  guint percent; /* 0: no policy */
   guint64 max;
-  char *chain;          /* "top", "all" or "" */
-  char *policy_source;  /* "domain", "default" or "" */
-  char *state;          /* "unmanaged", "applied", "pending-restart", "error" */
-  GError *error;        /* QP_ERROR: the reason for "error" (or a transient skip) */
-  GError *op_error;     /* QP_ERROR: the op failed (the reconcile may still have run) */
-  GVariant *disks;      /* aa{sv}, floating reference sunk */
-  guint writes;         /* definitions written */
+  char *chain;         /* "top", "all" or "" */
+  char *policy_source; /* "domain", "default" or "" */
+  char *state;         /* "unmanaged", "applied", "pending-restart", "error" */
+  GError *error;       /* QP_ERROR: the reason for "error" (or a transient skip) */
+  GError *op_error;    /* QP_ERROR: the op failed (the reconcile may still have run) */
+  GVariant *disks;     /* aa{sv}, floating reference sunk */
+  guint writes;        /* definitions written */
 } QpReconcileResult;
 
-void qp_reconcile_job_free(QpReconcileJob *job);
-void qp_reconcile_result_free(QpReconcileResult *result);
+void
+qp_reconcile_job_free(QpReconcileJob *job);
+void
+qp_reconcile_result_free(QpReconcileResult *result);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpReconcileJob, qp_reconcile_job_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpReconcileResult, qp_reconcile_result_free)
 
 /* Blocking: call in a worker thread. Never returns NULL. */
-QpReconcileResult *qp_reconcile_run(const QpReconcileJob *job);
+QpReconcileResult *
+qp_reconcile_run(const QpReconcileJob *job);
 
 G_END_DECLS
