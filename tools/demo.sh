@@ -187,63 +187,10 @@ domain_state()
         sed -n "s/^(<'\(.*\)'>,)$/\1/p"
 }
 
-# Until qcow2-policyctl's daemon commands exist, the demo reads the same D-Bus properties itself.
-if "$ctl" list --help >/dev/null 2>&1; then
-    have_ctl=1
-else
-    have_ctl=0
-fi
-
-dbus_view()
+# set DOMAIN PERCENT [OPTIONS]: the D-Bus call returns once the domain is reconciled.
+set_policy()
 {
-    /usr/bin/python3 - "$@" <<'EOF'
-import sys
-from gi.repository import Gio, GLib
-bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
-objs = bus.call_sync("org.qcow2policyd.Policy1", "/org/qcow2policyd/Policy1",
-                     "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", None, None,
-                     Gio.DBusCallFlags.NONE, 10000, None).unpack()[0]
-doms = sorted((p["org.qcow2policyd.Policy1.Domain"] for p in objs.values()
-               if "org.qcow2policyd.Policy1.Domain" in p), key=lambda d: d["Name"])
-for d in doms:
-    if len(sys.argv) > 1 and d["Name"] not in sys.argv[1:]:
-        continue
-    pol = f"{d['Percent']}% chain={d['Chain'] or 'top'}" if d["Percent"] else "none"
-    print(f"{d['Name']:6} {'running' if d['Active'] else 'shut off':8}  policy {pol:18} state {d['State']}"
-          + (f"  ({d['Error']})" if d["Error"] else ""))
-    if len(sys.argv) > 1:
-        for l in d["Disks"]:
-            name = ("  " * l.get("depth", 0)) + l.get("path", "?").rsplit("/", 1)[-1]
-            if "max-size" in l:
-                print(f"    {l.get('dev', ''):4} {name:14} L2FULL {l['l2-full-size']:>10}  default covers "
-                      f"{l['qemu-default-l2-coverage']:5.1%}  max_size {l['max-size']:>10}  covers {l['l2-coverage']:5.1%}")
-            else:
-                print(f"    {l.get('dev', ''):4} {name:14} skipped: {l.get('reason', '')}")
-EOF
-}
-
-d_list()
-{
-    if [ $have_ctl = 1 ]; then show "$ctl" --session list; else dbus_view; fi
-}
-
-d_show()
-{
-    if [ $have_ctl = 1 ]; then show "$ctl" --session show "$1"; else dbus_view "$1"; fi
-}
-
-# d_set DOMAIN PERCENT [CHAIN]
-d_set()
-{
-    if [ $have_ctl = 1 ]; then
-        show "$ctl" --session set "$1" "$2" ${3:+--chain "$3"}
-    else
-        local opts='{}'
-        [ -n "${3:-}" ] && opts="{'chain': <'$3'>}"
-        show gdbus call --session --dest "$bus_name" --object-path "$(domain_path "$1")" \
-            --method org.qcow2policyd.Policy1.Domain.SetPolicy "$2" "$opts" >/dev/null
-    fi
-    # SetPolicy returns once the domain is reconciled; check that it settled.
+    show "$ctl" set --session "$@"
     case $(domain_state "$1") in
         applied | pending-restart) ;;
         *)
@@ -254,22 +201,25 @@ d_set()
 }
 
 step "Before: no domain has a policy, so QEMU would use its default cache"
-if [ $have_ctl = 1 ]; then
-    show "$ctl" --session status
-    echo
-fi
-d_list
+show "$ctl" status --session
+echo
+show "$ctl" list --session
 
 step "Setting policies over D-Bus: 100% for web, 50% with the whole backing chain for db"
-d_set web 100
-d_set db 50 all
+set_policy web 100
+set_policy db 50 --chain all
 
 step "After: the exact max_size values are in the persistent definitions"
-d_list
+show "$ctl" list --session
 echo
-d_show web
+show "$ctl" show --session web
 echo
-d_show db
+show "$ctl" show --session db
+
+step "The same through the D-Bus API (what a management UI reads)"
+web_path=$(domain_path web)
+show gdbus call --session --dest "$bus_name" --object-path "$web_path" \
+    --method org.freedesktop.DBus.Properties.Get org.qcow2policyd.Policy1.Domain State
 cat <<'EOF'
 
 web is running: its new cache takes effect when it is next started (state pending-restart).

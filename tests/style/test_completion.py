@@ -41,7 +41,7 @@ ALL = sorted("analyze recommend plan apply-xml status list show set clear reconc
     (["qcow2-policyctl", "an"], ["analyze"]),
     (["qcow2-policyctl", "re"], ["recommend", "reconcile"]),
     (["qcow2-policyctl", "s"], ["set", "show", "status"]),
-    (["qcow2-policyctl", "--session", "li"], ["list"]),
+    (["qcow2-policyctl", "--"], ["--help", "--version"]),
     (["qcow2-policyctl", "--ver"], ["--version"]),
     (["qcow2-policyctl", "analyze", "--p"], ["--percent"]),
     (["qcow2-policyctl", "analyze", "--a"], ["--allocation"]),
