@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
 #include <stdio.h>
@@ -58,14 +59,14 @@ parse_options(int argc, char **argv, gboolean with_json, const char *summary, Qp
               QpPolicy **default_policy)
 {
   GOptionEntry entries[] = {
-    {"percent", 0, 0, G_OPTION_ARG_STRING, &o->percent,
-     N_("Default policy for a document without one: percent of L2FULL (1-100)"), "N"},
-    {"max", 0, 0, G_OPTION_ARG_STRING, &o->max, N_("Cap of the default policy"), "SIZE"},
-    {"chain", 0, 0, G_OPTION_ARG_STRING, &o->chain,
-     N_("Chain mode of the default policy: top or all"), "MODE"},
-    {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o->files, NULL, N_("FILE|-")},
-    {"json", 0, 0, G_OPTION_ARG_NONE, &o->json, N_("Print JSON"), NULL},
-    {NULL},
+    { "percent", 0, 0, G_OPTION_ARG_STRING, &o->percent,
+      N_("Default policy for a document without one: percent of L2FULL (1-100)"), "N" },
+    { "max", 0, 0, G_OPTION_ARG_STRING, &o->max, N_("Cap of the default policy"), "SIZE" },
+    { "chain", 0, 0, G_OPTION_ARG_STRING, &o->chain,
+      N_("Chain mode of the default policy: top or all"), "MODE" },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o->files, NULL, N_("FILE|-") },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &o->json, N_("Print JSON"), NULL },
+    { NULL },
   };
   g_autoptr(GOptionContext) context = g_option_context_new(N_("FILE|-"));
   g_autoptr(GError) error = NULL;
@@ -74,7 +75,7 @@ parse_options(int argc, char **argv, gboolean with_json, const char *summary, Qp
   QpChainMode chain = QP_CHAIN_TOP;
 
   if (!with_json)
-    entries[4] = (GOptionEntry){NULL};
+    entries[4] = (GOptionEntry){ NULL };
   g_option_context_set_translation_domain(context, GETTEXT_PACKAGE);
   g_option_context_set_summary(context, _(summary));
   g_option_context_add_main_entries(context, entries, GETTEXT_PACKAGE);
@@ -92,9 +93,9 @@ parse_options(int argc, char **argv, gboolean with_json, const char *summary, Qp
   }
   if (o->percent == NULL)
     return -1;
-  if (!qp_policy_parse_percent(o->percent, &percent, &error) ||
-      (o->max != NULL && !qp_policy_parse_max(o->max, &max, &error)) ||
-      (o->chain != NULL && !qp_policy_parse_chain(o->chain, &chain, &error))) {
+  if (!qp_policy_parse_percent(o->percent, &percent, &error)
+      || (o->max != NULL && !qp_policy_parse_max(o->max, &max, &error))
+      || (o->chain != NULL && !qp_policy_parse_chain(o->chain, &chain, &error))) {
     g_printerr(_("qcow2-policyctl %s: invalid default policy: %s\n"), argv[0], error->message);
     return QP_CLI_EXIT_USAGE;
   }
@@ -183,7 +184,8 @@ load_plan(const char *file, const QpPolicy *default_policy, GBytes **text_out,
   return plan;
 }
 
-/* One message per image that could not be read; returns how many. */
+/* One message per image that could not be read (returns how many), and a warning per
+ * cap raised to QEMU's minimum. */
 static guint
 report_failures(const char *file, const QpPlan *plan)
 {
@@ -191,10 +193,15 @@ report_failures(const char *file, const QpPlan *plan)
 
   for (guint i = 0; i < plan->items->len; i++) {
     const QpPlanItem *item = g_ptr_array_index(plan->items, i);
+    if (item->raised_to_minimum) {
+      g_printerr(_("qcow2-policyctl: warning: %s: disk “%s”, layer %u: the cap is below "
+                   "QEMU's minimum cache size; raised to %" PRIu64 " bytes\n"),
+                 file, item->dev, item->depth, (uint64_t)item->max_size);
+    }
     if (!item->failed)
       continue;
-    g_printerr(_("qcow2-policyctl: %s: disk “%s”, layer %u: %s\n"), file, item->dev,
-               item->depth, item->reason);
+    g_printerr(_("qcow2-policyctl: %s: disk “%s”, layer %u: %s\n"), file, item->dev, item->depth,
+               item->reason);
     failures++;
   }
   return failures;
@@ -343,11 +350,11 @@ print_table(const QpPlan *plan)
 {
   enum { NCOLS = 10 };
   const char *head[NCOLS] = {
-    _("DEV"),     _("LAYER"),         _("PATH"),     _("FORMAT"),   _("L2FULL"),
-    _("QEMU-DEFAULT"), _("CURRENT"), _("NEW"), _("COVERAGE"), _("ACTION"),
+    _("DEV"),          _("LAYER"),   _("PATH"), _("FORMAT"),   _("L2FULL"),
+    _("QEMU-DEFAULT"), _("CURRENT"), _("NEW"),  _("COVERAGE"), _("ACTION"),
   };
   g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
-  gsize width[NCOLS] = {0};
+  gsize width[NCOLS] = { 0 };
 
   printf(_("Domain: %s (%s)\n"), plan->name != NULL ? plan->name : "?",
          plan->uuid != NULL ? plan->uuid : "?");
@@ -356,8 +363,8 @@ print_table(const QpPlan *plan)
     return;
   }
   {
-    g_autofree char *max = plan->policy->max != 0 ? qp_size_format(plan->policy->max)
-                                                   : g_strdup(_("none"));
+    g_autofree char *max
+        = plan->policy->max != 0 ? qp_size_format(plan->policy->max) : g_strdup(_("none"));
     printf(_("Policy: percent=%u max=%s chain=%s\n\n"), plan->policy->percent, max,
            qp_chain_mode_to_string(plan->policy->chain));
   }
@@ -415,7 +422,7 @@ print_table(const QpPlan *plan)
 int
 qp_cli_plan(int argc, char **argv)
 {
-  g_auto(QpXmlOptions) o = {0};
+  g_auto(QpXmlOptions) o = { 0 };
   g_autoptr(QpPolicy) default_policy = NULL;
   g_autoptr(QpPlan) plan = NULL;
   int rc = parse_options(argc, argv, TRUE,
@@ -439,7 +446,7 @@ qp_cli_plan(int argc, char **argv)
 int
 qp_cli_apply_xml(int argc, char **argv)
 {
-  g_auto(QpXmlOptions) o = {0};
+  g_auto(QpXmlOptions) o = { 0 };
   g_autoptr(QpPolicy) default_policy = NULL;
   g_autoptr(QpPlan) plan = NULL;
   g_autoptr(GBytes) text = NULL;

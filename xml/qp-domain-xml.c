@@ -17,7 +17,7 @@
 #include "qp-domain-xml.h"
 #include "qp-xml-private.h"
 
-G_DEFINE_QUARK(qp-xml-error-quark, qp_xml_error)
+G_DEFINE_QUARK(qp - xml - error - quark, qp_xml_error)
 
 struct _QpDomainXml {
   xmlDocPtr doc;
@@ -116,7 +116,7 @@ bounded_start_element(void *ctx, const xmlChar *localname, const xmlChar *prefix
 xmlDocPtr
 qp_xml_safe_parse(const char *text, gssize len, gboolean *had_decl, GError **error)
 {
-  QpParseState state = {0};
+  QpParseState state = { 0 };
   xmlParserCtxtPtr ctxt;
   xmlDocPtr doc;
   gsize size;
@@ -160,8 +160,8 @@ qp_xml_safe_parse(const char *text, gssize len, gboolean *had_decl, GError **err
                         _("document type declarations (DTD) and entity declarations are "
                           "not accepted"));
   } else if (state.too_deep) {
-    g_set_error(error, QP_XML_ERROR, QP_XML_ERROR_LIMIT,
-                _("elements nested deeper than %d levels"), QP_XML_MAX_DEPTH);
+    g_set_error(error, QP_XML_ERROR, QP_XML_ERROR_LIMIT, _("elements nested deeper than %d levels"),
+                QP_XML_MAX_DEPTH);
   } else if (doc == NULL || !ctxt->wellFormed) {
     if (state.have_error)
       g_set_error(error, QP_XML_ERROR, QP_XML_ERROR_PARSE, _("line %d, column %d: %s"),
@@ -344,8 +344,8 @@ qp_xml_backing_child(xmlNodePtr node, gboolean *terminated)
   if (terminated != NULL)
     *terminated = FALSE;
   for (xmlNodePtr n = node->children; n != NULL; n = n->next) {
-    if (n->type != XML_ELEMENT_NODE || n->ns != NULL ||
-        !xmlStrEqual(n->name, BAD_CAST "backingStore"))
+    if (n->type != XML_ELEMENT_NODE || n->ns != NULL
+        || !xmlStrEqual(n->name, BAD_CAST "backingStore"))
       continue;
     /* libvirt's terminator is <backingStore/>: no type and no child elements */
     if (xmlHasNsProp(n, BAD_CAST "type", NULL) == NULL && xmlFirstElementChild(n) == NULL) {
@@ -381,8 +381,8 @@ qp_xml_parse_scaled(const char *digits, const char *unit, guint64 *out, GError *
     value = value * 10 + (guint64)(*p - '0');
   }
 
-  if (unit != NULL && *unit != '\0' && g_ascii_strcasecmp(unit, "b") != 0 &&
-      g_ascii_strcasecmp(unit, "byte") != 0 && g_ascii_strcasecmp(unit, "bytes") != 0) {
+  if (unit != NULL && *unit != '\0' && g_ascii_strcasecmp(unit, "b") != 0
+      && g_ascii_strcasecmp(unit, "byte") != 0 && g_ascii_strcasecmp(unit, "bytes") != 0) {
     const char *powers = "kmgtpe";
     const char *found = strchr(powers, g_ascii_tolower(unit[0]));
 
@@ -402,8 +402,8 @@ qp_xml_parse_scaled(const char *digits, const char *unit, guint64 *out, GError *
   }
   for (guint i = 0; i < power; i++) {
     if (value > G_MAXUINT64 / base) {
-      g_set_error(error, QP_XML_ERROR, QP_XML_ERROR_PARSE, _("size “%s %s” is too large"),
-                  digits, unit);
+      g_set_error(error, QP_XML_ERROR, QP_XML_ERROR_PARSE, _("size “%s %s” is too large"), digits,
+                  unit);
       return FALSE;
     }
     value *= base;

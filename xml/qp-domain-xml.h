@@ -7,7 +7,8 @@
 G_BEGIN_DECLS
 
 #define QP_XML_ERROR (qp_xml_error_quark())
-GQuark qp_xml_error_quark(void);
+GQuark
+qp_xml_error_quark(void);
 
 typedef enum {
   QP_XML_ERROR_PARSE,          /* malformed document (message says line and column) */
@@ -26,38 +27,45 @@ typedef enum {
 
 typedef struct _QpDomainXml QpDomainXml; /* a parsed domain document (opaque) */
 
-QpDomainXml *qp_domain_xml_parse(const char *text, gssize len, GError **error);
-void qp_domain_xml_free(QpDomainXml *doc);
+QpDomainXml *
+qp_domain_xml_parse(const char *text, gssize len, GError **error);
+void
+qp_domain_xml_free(QpDomainXml *doc);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpDomainXml, qp_domain_xml_free)
 
-const char *qp_domain_xml_get_name(const QpDomainXml *doc);
-const char *qp_domain_xml_get_uuid(const QpDomainXml *doc);
+const char *
+qp_domain_xml_get_name(const QpDomainXml *doc);
+const char *
+qp_domain_xml_get_uuid(const QpDomainXml *doc);
 /* Serialize; apart from what qp_plan_apply changed, the result is the input. */
-char *qp_domain_xml_to_string(const QpDomainXml *doc);
+char *
+qp_domain_xml_to_string(const QpDomainXml *doc);
 
 /* One layer of a disk as the XML describes it: the disk itself (depth 0) or one
  * <backingStore> below it. */
 typedef struct {
   guint depth;
-  char *source_type;      /* file, block, volume, network, dir, nvme, vhostuser, NULL */
-  char *path;             /* source file or dev; NULL for network and others */
-  char *format;           /* <driver type> for depth 0, <format type> below; NULL if absent */
+  char *source_type; /* file, block, volume, network, dir, nvme, vhostuser, NULL */
+  char *path;        /* source file or dev; NULL for network and others */
+  char *format;      /* <driver type> for depth 0, <format type> below; NULL if absent */
   gboolean has_metadata_cache;
   guint64 metadata_cache_max_size; /* bytes; 0 when has_metadata_cache is FALSE */
 } QpDiskLayer;
 
 typedef struct {
-  char *dev;              /* <target dev> */
-  char *device;           /* disk, cdrom, floppy, lun */
-  GPtrArray *layers;      /* QpDiskLayer: [0] the disk, then the explicit chain */
+  char *dev;                 /* <target dev> */
+  char *device;              /* disk, cdrom, floppy, lun */
+  GPtrArray *layers;         /* QpDiskLayer: [0] the disk, then the explicit chain */
   gboolean chain_explicit;   /* a <backingStore> element is present */
   gboolean chain_terminated; /* the explicit chain ends with an empty <backingStore/> */
 } QpDomainDisk;
 
-void qp_domain_disk_free(QpDomainDisk *disk);
+void
+qp_domain_disk_free(QpDomainDisk *disk);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpDomainDisk, qp_domain_disk_free)
 
 /* The disks of the domain in document order (GPtrArray of QpDomainDisk). */
-GPtrArray *qp_domain_xml_get_disks(const QpDomainXml *doc, GError **error);
+GPtrArray *
+qp_domain_xml_get_disks(const QpDomainXml *doc, GError **error);
 
 G_END_DECLS

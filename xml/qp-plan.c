@@ -87,8 +87,8 @@ item_size(QpPlanItem *item, QpQcow2Header *header, guint percent, guint64 max,
   item->max_size = qp_cache_policy(&geo, percent, max, &item->raised_to_minimum, &item->policy);
   if (xml_layer != NULL && xml_layer->has_metadata_cache)
     item->current_max_size = xml_layer->metadata_cache_max_size;
-  item->action = (xml_layer != NULL && xml_layer->has_metadata_cache &&
-                  xml_layer->metadata_cache_max_size == item->max_size)
+  item->action = (xml_layer != NULL && xml_layer->has_metadata_cache
+                  && xml_layer->metadata_cache_max_size == item->max_size)
                      ? QP_PLAN_UNCHANGED
                      : QP_PLAN_WRITE;
 }
@@ -165,8 +165,7 @@ source_type_of(const char *path)
  * @mismatches; returns the number of XML layers that matched (layers below that are
  * added by the rewrite). */
 static void
-check_chain(const char *domain, const QpDomainDisk *disk, GPtrArray *chain,
-            GPtrArray *mismatches)
+check_chain(const char *domain, const QpDomainDisk *disk, GPtrArray *chain, GPtrArray *mismatches)
 {
   guint xml_layers = disk->layers->len;
 
@@ -188,9 +187,9 @@ check_chain(const char *domain, const QpDomainDisk *disk, GPtrArray *chain,
                       g_strdup_printf(_("domain “%s”: disk “%s”: backing chain depth %u: the "
                                         "XML names %s (%s) but the image headers give %s (%s)"),
                                       domain, disk->dev, d,
-                                      x->path != NULL ? x->path
-                                                      : (x->source_type != NULL ? x->source_type
-                                                                                : "?"),
+                                      x->path != NULL
+                                          ? x->path
+                                          : (x->source_type != NULL ? x->source_type : "?"),
                                       x->format != NULL ? x->format : "?", h->path, h->format));
       return;
     }

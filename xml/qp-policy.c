@@ -87,8 +87,7 @@ typedef struct {
   guint dropped;
 } QpProblems;
 
-static void G_GNUC_PRINTF(2, 3)
-problem(QpProblems *p, const char *fmt, ...)
+static void G_GNUC_PRINTF(2, 3) problem(QpProblems *p, const char *fmt, ...)
 {
   va_list args;
 
@@ -112,8 +111,7 @@ quote_value(const char *value)
 
   if (g_utf8_strlen(valid, -1) <= (glong)max_shown)
     return g_strdup(valid);
-  return g_strdup_printf("%.*s…", (int)(g_utf8_offset_to_pointer(valid, max_shown) - valid),
-                         valid);
+  return g_strdup_printf("%.*s…", (int)(g_utf8_offset_to_pointer(valid, max_shown) - valid), valid);
 }
 
 gboolean
@@ -162,8 +160,7 @@ qp_policy_parse_max(const char *value, guint64 *out, GError **error)
     return FALSE;
   }
   if (v == 0) {
-    g_set_error_literal(error, QP_XML_ERROR, QP_XML_ERROR_POLICY,
-                        _("must be greater than 0"));
+    g_set_error_literal(error, QP_XML_ERROR, QP_XML_ERROR_POLICY, _("must be greater than 0"));
     return FALSE;
   }
   *out = v;
@@ -187,22 +184,20 @@ qp_policy_parse_chain(const char *value, QpChainMode *out, GError **error)
 
 /* Record a problem with one attribute that names element, attribute and value. */
 static void
-bad_attr(QpProblems *p, const char *where, const char *attr, const char *value,
-         const GError *error)
+bad_attr(QpProblems *p, const char *where, const char *attr, const char *value, const GError *error)
 {
   g_autofree char *shown = quote_value(value);
 
-  problem(p, _("%s: attribute “%s”: invalid value “%s”: %s"), where, attr, shown,
-          error->message);
+  problem(p, _("%s: attribute “%s”: invalid value “%s”: %s"), where, attr, shown, error->message);
 }
 
-#define CHECK_ATTR(p, where, attr, value, parse, out)                                        \
-  G_STMT_START                                                                               \
-  {                                                                                          \
-    g_autoptr(GError) attr_error_ = NULL;                                                    \
-    if (!parse((value), (out), &attr_error_))                                                \
-      bad_attr((p), (where), (attr), (value), attr_error_);                                  \
-  }                                                                                          \
+#define CHECK_ATTR(p, where, attr, value, parse, out)                                              \
+  G_STMT_START                                                                                     \
+  {                                                                                                \
+    g_autoptr(GError) attr_error_ = NULL;                                                          \
+    if (!parse((value), (out), &attr_error_))                                                      \
+      bad_attr((p), (where), (attr), (value), attr_error_);                                        \
+  }                                                                                                \
   G_STMT_END
 
 static gboolean
@@ -287,8 +282,8 @@ parse_disk(QpProblems *p, xmlNodePtr node, QpPolicy *policy, GHashTable *seen)
         disk->skip = TRUE;
       } else if (!g_str_equal(value, "no")) {
         g_autofree char *shown = quote_value(value);
-        problem(p, _("%s: attribute “%s”: invalid value “%s”: must be “yes” or “no”"), where,
-                name, shown);
+        problem(p, _("%s: attribute “%s”: invalid value “%s”: must be “yes” or “no”"), where, name,
+                shown);
       }
     } else {
       problem(p, _("%s: unknown attribute “%s”"), where, name);
@@ -342,7 +337,7 @@ policy_from_node(xmlNodePtr node, GError **error)
   g_autoptr(QpPolicy) policy = qp_policy_new(0, 0, QP_CHAIN_TOP);
   g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  QpProblems p = {list, 0};
+  QpProblems p = { list, 0 };
   const char *where = "<l2cache>";
   gboolean have_percent = FALSE;
 
@@ -396,11 +391,11 @@ qp_policy_parse(const char *element_xml, GError **error)
   if (doc == NULL)
     return NULL;
   root = xmlDocGetRootElement(doc);
-  if (!xmlStrEqual(root->name, BAD_CAST QP_POLICY_ELEMENT) ||
-      (root->ns != NULL && !xmlStrEqual(root->ns->href, BAD_CAST QP_POLICY_NS_URI))) {
+  if (!xmlStrEqual(root->name, BAD_CAST QP_POLICY_ELEMENT)
+      || (root->ns != NULL && !xmlStrEqual(root->ns->href, BAD_CAST QP_POLICY_NS_URI))) {
     g_set_error(error, QP_XML_ERROR, QP_XML_ERROR_POLICY,
-                _("expected the element <l2cache> of namespace %s, found <%s>"),
-                QP_POLICY_NS_URI, (const char *)root->name);
+                _("expected the element <l2cache> of namespace %s, found <%s>"), QP_POLICY_NS_URI,
+                (const char *)root->name);
     return NULL;
   }
   return policy_from_node(root, error);
@@ -416,8 +411,8 @@ qp_policy_from_domain(const QpDomainXml *doc, GError **error)
   guint count = 0;
 
   for (xmlNodePtr n = metadata != NULL ? metadata->children : NULL; n != NULL; n = n->next) {
-    if (n->type != XML_ELEMENT_NODE || n->ns == NULL ||
-        !xmlStrEqual(n->ns->href, BAD_CAST QP_POLICY_NS_URI))
+    if (n->type != XML_ELEMENT_NODE || n->ns == NULL
+        || !xmlStrEqual(n->ns->href, BAD_CAST QP_POLICY_NS_URI))
       continue;
     if (!xmlStrEqual(n->name, BAD_CAST QP_POLICY_ELEMENT)) {
       g_set_error(error, QP_XML_ERROR, QP_XML_ERROR_POLICY,
@@ -459,7 +454,7 @@ qp_policy_from_domain(const QpDomainXml *doc, GError **error)
 static char *
 format_max(guint64 max)
 {
-  static const char *const units[] = {"", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  static const char *const units[] = { "", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
   guint i = 0;
 
   while (i + 1 < G_N_ELEMENTS(units) && max != 0 && max % 1024 == 0) {

@@ -53,7 +53,7 @@ make_images(void)
 static void
 remove_images(void)
 {
-  const char *names[] = {"base.qcow2", "top.qcow2", "ext.qcow2", "raw.img"};
+  const char *names[] = { "base.qcow2", "top.qcow2", "ext.qcow2", "raw.img" };
   for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
     g_autofree char *p = g_build_filename(image_dir, names[i], NULL);
     g_unlink(p);
@@ -66,30 +66,29 @@ remove_images(void)
 static char *
 domain_xml(const char *metadata, const char *disks)
 {
-  g_autofree char *text = g_strdup_printf(
-    "<domain type='qemu'>\n"
-    "  <name>unit</name>\n"
-    "  <uuid>8f0e2c3a-0000-4000-8000-000000000001</uuid>\n"
-    "  <metadata>\n"
-    "    %s\n"
-    "  </metadata>\n"
-    "  <memory unit='KiB'>65536</memory>\n"
-    "  <os>\n"
-    "    <type arch='x86_64' machine='pc'>hvm</type>\n"
-    "  </os>\n"
-    "  <devices>\n"
-    "%s"
-    "  </devices>\n"
-    "</domain>\n",
-    metadata, disks);
+  g_autofree char *text = g_strdup_printf("<domain type='qemu'>\n"
+                                          "  <name>unit</name>\n"
+                                          "  <uuid>8f0e2c3a-0000-4000-8000-000000000001</uuid>\n"
+                                          "  <metadata>\n"
+                                          "    %s\n"
+                                          "  </metadata>\n"
+                                          "  <memory unit='KiB'>65536</memory>\n"
+                                          "  <os>\n"
+                                          "    <type arch='x86_64' machine='pc'>hvm</type>\n"
+                                          "  </os>\n"
+                                          "  <devices>\n"
+                                          "%s"
+                                          "  </devices>\n"
+                                          "</domain>\n",
+                                          metadata, disks);
   g_auto(GStrv) parts = g_strsplit(text, "@DIR@", -1);
   return g_strjoinv(image_dir, parts);
 }
 
-#define DISK(type, fmt, src, dev, extra)                                                     \
-  "    <disk type='" type "' device='disk'>\n"                                                 \
-  "      <driver name='qemu' type='" fmt "'/>\n"                                               \
-  "      " src "\n" extra "      <target dev='" dev "' bus='virtio'/>\n"                        \
+#define DISK(type, fmt, src, dev, extra)                                                           \
+  "    <disk type='" type "' device='disk'>\n"                                                     \
+  "      <driver name='qemu' type='" fmt "'/>\n"                                                   \
+  "      " src "\n" extra "      <target dev='" dev "' bus='virtio'/>\n"                           \
   "    </disk>\n"
 
 /* ---- parsing ---- */
@@ -98,15 +97,18 @@ static void
 test_parse_basic(void)
 {
   g_autofree char *text = domain_xml(
-    "<qc:l2cache " QC " percent='50'/>",
-    DISK("file", "qcow2", "<source file='/a.qcow2'/>", "vda",
-         "      <backingStore type='block'><format type='qcow2'><metadata_cache><max_size "
-         "unit='KiB'>512</max_size></metadata_cache></format><source dev='/dev/b'/>"
-         "<backingStore/></backingStore>\n")
-      "    <disk type='network' device='disk'><driver name='qemu' type='raw'/>"
-      "<source protocol='rbd' name='p/i'/><target dev='vdb'/></disk>\n"
-      "    <disk device='cdrom'><driver name='qemu' type='raw'><metadata_cache><max_size "
-      "unit='M'>3</max_size></metadata_cache></driver><target dev='sda'/></disk>\n");
+      "<qc:l2cache " QC " percent='50'/>",
+      DISK("file", "qcow2", "<source file='/a.qcow2'/>", "vda",
+           "      <backingStore type='block'><format type='qcow2'><metadata_cache><max_size "
+           "unit='KiB'>512</max_size></metadata_cache></format><source dev='/dev/b'/>"
+           "<backingStore/></backingStore>\n") "    <disk type='network' device='disk'><driver "
+                                               "name='qemu' type='raw'/>"
+                                               "<source protocol='rbd' name='p/i'/><target "
+                                               "dev='vdb'/></disk>\n"
+                                               "    <disk device='cdrom'><driver name='qemu' "
+                                               "type='raw'><metadata_cache><max_size "
+                                               "unit='M'>3</max_size></metadata_cache></"
+                                               "driver><target dev='sda'/></disk>\n");
   g_autoptr(GError) error = NULL;
   g_autoptr(QpDomainXml) doc = qp_domain_xml_parse(text, -1, &error);
   g_autoptr(GPtrArray) disks = NULL;
@@ -159,16 +161,23 @@ test_parse_scaled(void)
     const char *digits, *unit;
     guint64 want;
   } good[] = {
-    {"5", NULL, 5},         {"5", "b", 5},           {"5", "bytes", 5},
-    {"5", "Byte", 5},       {"2", "k", 2048},        {"2", "KiB", 2048},
-    {"2", "KB", 2000},      {"1", "M", MIB},         {"1", "mib", MIB},
-    {"1", "GB", 1000000000}, {"1", "T", MIB * MIB},  {"15", "EiB", 15ULL << 60},
+    { "5", NULL, 5 },          { "5", "b", 5 },         { "5", "bytes", 5 },
+    { "5", "Byte", 5 },        { "2", "k", 2048 },      { "2", "KiB", 2048 },
+    { "2", "KB", 2000 },       { "1", "M", MIB },       { "1", "mib", MIB },
+    { "1", "GB", 1000000000 }, { "1", "T", MIB * MIB }, { "15", "EiB", 15ULL << 60 },
   };
   const struct {
     const char *digits, *unit;
   } bad[] = {
-    {"", NULL}, {"-1", NULL}, {"1.5", "M"}, {"1", "X"}, {"1", "Mi"}, {"1", "MiBs"},
-    {"18446744073709551616", NULL}, {"16", "EiB"}, {"1 ", "M"},
+    { "", NULL },
+    { "-1", NULL },
+    { "1.5", "M" },
+    { "1", "X" },
+    { "1", "Mi" },
+    { "1", "MiBs" },
+    { "18446744073709551616", NULL },
+    { "16", "EiB" },
+    { "1 ", "M" },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS(good); i++) {
@@ -296,11 +305,11 @@ static void
 test_policy_good(void)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(QpPolicy) p = qp_policy_parse(
-    "<qc:l2cache " QC " percent='100' max='256MiB' chain='all'>"
-    "<qc:disk dev='vdb' percent='25'/><!-- c --><qc:disk dev='vdc' skip='yes'/>"
-    "<qc:disk dev='vdd' chain='top' max='1G'/></qc:l2cache>",
-    &error);
+  g_autoptr(QpPolicy) p
+      = qp_policy_parse("<qc:l2cache " QC " percent='100' max='256MiB' chain='all'>"
+                        "<qc:disk dev='vdb' percent='25'/><!-- c --><qc:disk dev='vdc' skip='yes'/>"
+                        "<qc:disk dev='vdd' chain='top' max='1G'/></qc:l2cache>",
+                        &error);
   g_autoptr(QpPolicy) p2 = NULL;
   g_autofree char *elem = NULL;
   g_autofree char *elem2 = NULL;
@@ -340,23 +349,22 @@ static void
 expect_policy_error(const char *attrs, const char *children, const char *needle1,
                     const char *needle2)
 {
-  g_autofree char *text = g_strdup_printf("<qc:l2cache " QC " %s>%s</qc:l2cache>", attrs,
-                                          children);
+  g_autofree char *text = g_strdup_printf("<qc:l2cache " QC " %s>%s</qc:l2cache>", attrs, children);
   g_autoptr(GError) error = NULL;
   g_autoptr(QpPolicy) p = qp_policy_parse(text, &error);
 
   g_assert_null(p);
   g_assert_error(error, QP_XML_ERROR, QP_XML_ERROR_POLICY);
-  if (strstr(error->message, needle1) == NULL ||
-      (needle2 != NULL && strstr(error->message, needle2) == NULL))
+  if (strstr(error->message, needle1) == NULL
+      || (needle2 != NULL && strstr(error->message, needle2) == NULL))
     g_error("%s: “%s” / “%s” not in “%s”", text, needle1, needle2, error->message);
 }
 
 static void
 test_policy_bad(void)
 {
-  const char *bad_percent[] = {"0", "101", "50%", "1e2", " 50", "50 ", "+50", "050",
-                               "-1", "12.5", "", "0x10", "1000", "٣"};
+  const char *bad_percent[] = { "0",   "101", "50%",  "1e2", " 50",  "50 ",  "+50",
+                                "050", "-1",  "12.5", "",    "0x10", "1000", "٣" };
 
   for (guint i = 0; i < G_N_ELEMENTS(bad_percent); i++) {
     g_autofree char *attrs = g_strdup_printf("percent='%s'", bad_percent[i]);
@@ -397,8 +405,7 @@ test_policy_bad(void)
   {
     /* every problem, one line each */
     g_autoptr(GError) error = NULL;
-    g_autoptr(QpPolicy) p =
-      qp_policy_parse("<qc:l2cache " QC " percent='0' chain='x'/>", &error);
+    g_autoptr(QpPolicy) p = qp_policy_parse("<qc:l2cache " QC " percent='0' chain='x'/>", &error);
     g_auto(GStrv) lines = NULL;
     g_assert_null(p);
     lines = g_strsplit(error->message, "\n", -1);
@@ -417,9 +424,8 @@ test_policy_from_domain(void)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *none = domain_xml("<x:y xmlns:x='urn:x'/>", "");
-  g_autofree char *two = domain_xml("<qc:l2cache " QC " percent='5'/><qc:l2cache " QC
-                                    " percent='6'/>",
-                                    "");
+  g_autofree char *two
+      = domain_xml("<qc:l2cache " QC " percent='5'/><qc:l2cache " QC " percent='6'/>", "");
   g_autofree char *bad = domain_xml("<qc:l2cache " QC " percent='0' max='x'/>", "");
   g_autoptr(QpDomainXml) d1 = qp_domain_xml_parse(none, -1, &error);
   g_autoptr(QpDomainXml) d2 = qp_domain_xml_parse(two, -1, &error);
@@ -502,12 +508,12 @@ item(const QpPlan *plan, const char *dev, guint depth)
 static void
 test_plan_chain_all(void)
 {
-  g_autofree char *text = domain_xml(
-    "<qc:l2cache " QC " percent='100' chain='all'><qc:disk dev='vdb' percent='25'/>"
-    "</qc:l2cache>",
-    DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", "")
-      DISK("file", "qcow2", "<source file='@DIR@/ext.qcow2'/>", "vdb", "")
-        DISK("file", "raw", "<source file='@DIR@/raw.img'/>", "vdc", ""));
+  g_autofree char *text
+      = domain_xml("<qc:l2cache " QC " percent='100' chain='all'><qc:disk dev='vdb' percent='25'/>"
+                   "</qc:l2cache>",
+                   DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", "")
+                       DISK("file", "qcow2", "<source file='@DIR@/ext.qcow2'/>", "vdb", "")
+                           DISK("file", "raw", "<source file='@DIR@/raw.img'/>", "vdc", ""));
   g_autoptr(QpPlan) plan = NULL;
   g_autoptr(QpPlan) again = NULL;
   g_autofree char *out = apply(text, &plan);
@@ -543,8 +549,8 @@ test_plan_chain_all(void)
   d = g_ptr_array_index(disks, 0);
   g_assert_true(d->chain_terminated);
   g_assert_cmpuint(d->layers->len, ==, 2);
-  g_assert_cmpuint(((QpDiskLayer *)g_ptr_array_index(d->layers, 1))->metadata_cache_max_size,
-                   ==, 2621440 + 4 * 65536);
+  g_assert_cmpuint(((QpDiskLayer *)g_ptr_array_index(d->layers, 1))->metadata_cache_max_size, ==,
+                   2621440 + 4 * 65536);
   d = g_ptr_array_index(disks, 1);
   g_assert_false(d->chain_explicit); /* no backing file: nothing added */
 
@@ -559,12 +565,12 @@ static void
 test_plan_chain_top_keeps_backing(void)
 {
   g_autofree char *text = domain_xml(
-    "<qc:l2cache " QC " percent='50' max='1M'/>",
-    DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda",
-         "      <backingStore type='file'>\n        <format type='qcow2'>\n"
-         "          <metadata_cache><max_size unit='bytes'>777</max_size></metadata_cache>\n"
-         "        </format>\n        <source file='@DIR@/base.qcow2'/>\n"
-         "      </backingStore>\n"));
+      "<qc:l2cache " QC " percent='50' max='1M'/>",
+      DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda",
+           "      <backingStore type='file'>\n        <format type='qcow2'>\n"
+           "          <metadata_cache><max_size unit='bytes'>777</max_size></metadata_cache>\n"
+           "        </format>\n        <source file='@DIR@/base.qcow2'/>\n"
+           "      </backingStore>\n"));
   g_autoptr(QpPlan) plan = NULL;
   g_autofree char *out = apply(text, &plan);
 
@@ -578,9 +584,9 @@ test_plan_chain_top_keeps_backing(void)
 static void
 test_plan_raised(void)
 {
-  g_autofree char *text = domain_xml(
-    "<qc:l2cache " QC " percent='50' max='4K'/>",
-    DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", ""));
+  g_autofree char *text
+      = domain_xml("<qc:l2cache " QC " percent='50' max='4K'/>",
+                   DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", ""));
   g_autoptr(GError) error = NULL;
   g_autoptr(QpPlan) plan = plan_for(text, NULL, &error);
 
@@ -592,11 +598,11 @@ test_plan_raised(void)
 static void
 test_plan_mismatch(void)
 {
-  g_autofree char *text = domain_xml(
-    "<qc:l2cache " QC " percent='100' chain='all'/>",
-    DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda",
-         "      <backingStore type='file'><format type='qcow2'/><source "
-         "file='@DIR@/ext.qcow2'/><backingStore/></backingStore>\n"));
+  g_autofree char *text
+      = domain_xml("<qc:l2cache " QC " percent='100' chain='all'/>",
+                   DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda",
+                        "      <backingStore type='file'><format type='qcow2'/><source "
+                        "file='@DIR@/ext.qcow2'/><backingStore/></backingStore>\n"));
   g_autoptr(GError) error = NULL;
   g_autoptr(QpPlan) plan = plan_for(text, NULL, &error);
   g_autofree char *base = g_build_filename(image_dir, "base.qcow2", NULL);
@@ -612,14 +618,14 @@ test_plan_mismatch(void)
 static void
 test_plan_skips(void)
 {
-  g_autofree char *text = domain_xml(
-    "<qc:l2cache " QC " percent='100' chain='all'><qc:disk dev='vdd' skip='yes'/>"
-    "</qc:l2cache>",
-    DISK("file", "qcow2", "<source file='@DIR@/missing.qcow2'/>", "vda", "")
-      DISK("volume", "qcow2", "<source pool='p' volume='v'/>", "vdb", "")
-        DISK("file", "qcow2", "<source file='@DIR@/raw.img'/>", "vdc", "")
-          DISK("file", "qcow2", "<source file='@DIR@/ext.qcow2'/>", "vdd", "")
-            DISK("dir", "fat", "<source dir='/tmp'/>", "vde", ""));
+  g_autofree char *text
+      = domain_xml("<qc:l2cache " QC " percent='100' chain='all'><qc:disk dev='vdd' skip='yes'/>"
+                   "</qc:l2cache>",
+                   DISK("file", "qcow2", "<source file='@DIR@/missing.qcow2'/>", "vda", "")
+                       DISK("volume", "qcow2", "<source pool='p' volume='v'/>", "vdb", "")
+                           DISK("file", "qcow2", "<source file='@DIR@/raw.img'/>", "vdc", "")
+                               DISK("file", "qcow2", "<source file='@DIR@/ext.qcow2'/>", "vdd", "")
+                                   DISK("dir", "fat", "<source dir='/tmp'/>", "vde", ""));
   g_autoptr(GError) error = NULL;
   g_autoptr(QpDomainXml) doc = NULL;
   g_autoptr(QpPlan) plan = plan_for(text, &doc, &error);
@@ -645,8 +651,8 @@ test_plan_skips(void)
 static void
 test_plan_default_policy(void)
 {
-  g_autofree char *text =
-    domain_xml("", DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", ""));
+  g_autofree char *text
+      = domain_xml("", DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", ""));
   g_autoptr(GError) error = NULL;
   g_autoptr(QpDomainXml) doc = qp_domain_xml_parse(text, -1, &error);
   g_autoptr(QpPlan) none = qp_plan_build(doc, NULL, &error);
@@ -663,12 +669,12 @@ test_plan_default_policy(void)
 static void
 test_apply_wrong_document(void)
 {
-  g_autofree char *a = domain_xml("<qc:l2cache " QC " percent='100'/>",
-                                  DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>",
-                                       "vda", ""));
-  g_autofree char *b = domain_xml("<qc:l2cache " QC " percent='100'/>",
-                                  DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>",
-                                       "vdz", ""));
+  g_autofree char *a
+      = domain_xml("<qc:l2cache " QC " percent='100'/>",
+                   DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", ""));
+  g_autofree char *b
+      = domain_xml("<qc:l2cache " QC " percent='100'/>",
+                   DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vdz", ""));
   g_autoptr(GError) error = NULL;
   g_autoptr(QpPlan) plan = plan_for(a, NULL, &error);
   g_autoptr(QpDomainXml) other = qp_domain_xml_parse(b, -1, &error);
@@ -716,12 +722,12 @@ thread_main(gpointer data)
 static void
 test_threads(void)
 {
-  g_autofree char *text = domain_xml(
-    "<qc:l2cache " QC " percent='60' chain='all'/>",
-    DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", "")
-      DISK("file", "qcow2", "<source file='@DIR@/ext.qcow2'/>", "vdb", ""));
+  g_autofree char *text
+      = domain_xml("<qc:l2cache " QC " percent='60' chain='all'/>",
+                   DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", "")
+                       DISK("file", "qcow2", "<source file='@DIR@/ext.qcow2'/>", "vdb", ""));
   g_autofree char *want = apply(text, NULL);
-  const char *args[2] = {text, want};
+  const char *args[2] = { text, want };
   GThread *threads[THREADS];
 
   for (guint i = 0; i < THREADS; i++)
