@@ -4,6 +4,7 @@
 
 #include <gio/gio.h>
 #include <glib/gi18n.h>
+#include <inttypes.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -409,9 +410,8 @@ qp_cli_status(int argc, char **argv)
                                            domains->len, counts[0], counts[1], counts[2],
                                            counts[3]));
     qp_cli_table_add_field(t, _("Reconcile"),
-                           interval > 0
-                               ? g_strdup_printf(_("every %" G_GUINT64_FORMAT " s"), interval)
-                               : g_strdup(_("on events only")));
+                           interval > 0 ? g_strdup_printf(_("every %" PRIu64 " s"), interval)
+                                        : g_strdup(_("on events only")));
     qp_cli_table_add_field(t, _("Default policy"),
                            def > 0 ? g_strdup_printf("%" G_GUINT64_FORMAT "%%", def)
                                    : g_strdup(_("none")));
