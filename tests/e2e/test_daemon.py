@@ -95,6 +95,20 @@ def _define(domains, image_dir, tag):
     return name, fx
 
 
+def _assert_disks_property(daemon, name, fx, percent):
+    """The Domain object's Disks figures agree with qemu-img and the arithmetic."""
+    props = qpe2e.domain_props(daemon.conn, qpe2e.domain_path(daemon.conn, name))
+    got = {}
+    for layer in props["Disks"]:
+        got.setdefault(layer["dev"], []).append(
+            (layer["depth"], os.path.realpath(layer["path"]), layer.get("max-size")))
+    want = {dev: [(depth, p, n) for depth, (p, n) in enumerate(layers)]
+            for dev, layers in fx.expected(percent, percent).items() if dev != "vdc"}
+    assert {dev: sorted(v) for dev, v in got.items() if dev != "vdc"} == want
+    vdc = [x for x in props["Disks"] if x["dev"] == "vdc"]
+    assert len(vdc) == 1 and vdc[0]["action"] == "skip" and vdc[0].get("reason"), vdc
+
+
 def _assert_values(name, fx, percent, before):
     after = _persistent(name)
     assert qpe2e.normalized(qpe2e.persistent_cache_values(after)) == fx.expected(percent,
@@ -115,9 +129,12 @@ def test_unannotated_domain_is_left_alone(daemon, domains, image_dir, events):
     time.sleep(1.0)
     assert _persistent(name) == before
     assert events.defined(name, t0) == []
-    path = qpe2e.domain_path(daemon.conn, name)
-    if path is not None:
-        assert qpe2e.domain_props(daemon.conn, path)["State"] == "unmanaged"
+    # Every domain has an object, also one without a policy.
+    path = qpe2e.dbus_call(daemon.conn, qpe2e.MANAGER_PATH, qpe2e.MANAGER_IFACE,
+                           "GetDomainByName", (name, {}), "(sa{sv})")[0]
+    assert path == qpe2e.domain_path(daemon.conn, name)
+    props = qpe2e.domain_props(daemon.conn, path)
+    assert (props["State"], props["Percent"], props["WriteCount"]) == ("unmanaged", 0, 0)
 
 
 def test_policy_followed_no_loop_running_pending_restart(daemon, domains, image_dir,
@@ -129,6 +146,7 @@ def test_policy_followed_no_loop_running_pending_restart(daemon, domains, image_
     _set_policy(name, '<l2cache percent="100" chain="all"/>')
     _wait_state(daemon, name, "applied", 100)
     _assert_values(name, fx, 100, before)
+    _assert_disks_property(daemon, name, fx, 100)
     # The daemon's write raised a DEFINED event (so the monitor works) ...
     assert events.defined(name, t0), "no DEFINED event seen for the daemon's write"
 
@@ -138,10 +156,13 @@ def test_policy_followed_no_loop_running_pending_restart(daemon, domains, image_
     _assert_values(name, fx, 50, before)
 
     # ... and once settled, no further definitions: no redefinition loop.
+    _assert_disks_property(daemon, name, fx, 50)
     settled = time.monotonic()
+    writes = _wait_state(daemon, name, "applied", 50, timeout=0)["WriteCount"]
+    assert writes >= 2, "two policy changes, %d writes" % writes
     time.sleep(QUIET_PERIOD)
     assert events.defined(name, settled) == [], "daemon keeps redefining the domain"
-    assert _wait_state(daemon, name, "applied", 50, timeout=0)
+    assert _wait_state(daemon, name, "applied", 50, timeout=0)["WriteCount"] == writes
 
     # The started QEMU gets the values on every qcow2 node.
     qpe2e.virsh("start", name)
