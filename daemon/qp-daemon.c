@@ -46,6 +46,8 @@ struct _QpDomainEntry {
   QpReconcileOp op_next;
   QpPolicy *op_policy_next;
   char *last_error; /* logged when it changes, not at every periodic reconcile */
+  char *last_write_signature;
+  gint64 last_write_time; /* monotonic µs */
 };
 
 struct _QpDaemon {
@@ -69,6 +71,7 @@ struct _QpDaemon {
   gboolean warned_disconnected;
 
   GHashTable *domains; /* uuid → QpDomainEntry */
+  guint exported;      /* entries with an exported object */
   GThreadPool *pool;
   guint busy;
   guint64 writes;
@@ -104,6 +107,7 @@ qp_domain_entry_free(QpDomainEntry *entry)
   g_ptr_array_unref(entry->waiters_current);
   g_clear_pointer(&entry->op_policy_next, qp_policy_free);
   g_free(entry->last_error);
+  g_free(entry->last_write_signature);
   g_free(entry);
 }
 
@@ -118,16 +122,7 @@ qp_daemon_object_path(const char *uuid)
 static void
 qp_daemon_update_counts(QpDaemon *self)
 {
-  guint exported = 0;
-  GHashTableIter iter;
-  gpointer value;
-
-  g_hash_table_iter_init(&iter, self->domains);
-  while (g_hash_table_iter_next(&iter, NULL, &value)) {
-    if (((QpDomainEntry *)value)->object != NULL)
-      exported++;
-  }
-  qp_manager_set_domain_count(self->manager, exported);
+  qp_manager_set_domain_count(self->manager, self->exported);
   qp_manager_set_busy(self->manager, self->busy);
   qp_manager_set_write_count(self->manager, self->writes);
   qp_manager_set_reconcile_count(self->manager, self->reconciles);
@@ -155,6 +150,7 @@ qp_daemon_entry_unexport(QpDaemon *self, QpDomainEntry *entry)
     return;
   path = qp_daemon_object_path(entry->uuid);
   g_dbus_object_manager_server_unexport(self->object_manager, path);
+  self->exported--;
   g_clear_object(&entry->object);
   g_clear_object(&entry->iface);
 }
@@ -232,6 +228,11 @@ qp_daemon_job_done_cb(gpointer data)
   self->busy--;
   self->reconciles++;
   self->writes += done->result->writes;
+  if (done->result->write_signature != NULL) {
+    g_free(entry->last_write_signature);
+    entry->last_write_signature = g_strdup(done->result->write_signature);
+    entry->last_write_time = g_get_monotonic_time();
+  }
 
   /* a result from a connection that has since closed says nothing about the domain */
   if (!stale) {
@@ -280,6 +281,10 @@ qp_daemon_entry_start(QpDaemon *self, QpDomainEntry *entry)
   job->default_policy = self->config->default_policy;
   job->op = entry->op_next;
   job->op_policy = g_steal_pointer(&entry->op_policy_next);
+  if (entry->last_write_signature != NULL
+      && g_get_monotonic_time() - entry->last_write_time
+             < QP_RECONCILE_LOOP_WINDOW * G_USEC_PER_SEC)
+    job->recent_write = g_strdup(entry->last_write_signature);
   entry->op_next = QP_RECONCILE_OP_NONE;
   g_ptr_array_extend_and_steal(entry->waiters_current, g_ptr_array_ref(entry->waiters_next));
   g_ptr_array_set_size(entry->waiters_next, 0);
@@ -541,6 +546,7 @@ qp_daemon_export_entry(QpDaemon *self, QpDomainEntry *entry)
                    self);
   g_signal_connect(entry->iface, "handle-apply", G_CALLBACK(qp_daemon_handle_apply), self);
   qp_object_skeleton_set_domain(entry->object, entry->iface);
+  self->exported++;
   g_dbus_object_manager_server_export(self->object_manager, G_DBUS_OBJECT_SKELETON(entry->object));
 }
 

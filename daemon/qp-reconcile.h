@@ -15,6 +15,12 @@ G_BEGIN_DECLS
  * round (the next trigger retries). */
 #define QP_RECONCILE_MAX_ATTEMPTS 5
 
+/* A write whose DEFINED event leads to a plan that wants the very same values again means
+ * libvirt did not keep them; within this many seconds of our write that is refused instead
+ * of written again, so a driver that drops <metadata_cache> cannot make us loop. A user
+ * removing the values later is answered with a new write as usual. */
+#define QP_RECONCILE_LOOP_WINDOW 10
+
 typedef enum {
   QP_RECONCILE_OP_NONE,
   QP_RECONCILE_OP_SET_POLICY,
@@ -27,6 +33,8 @@ typedef struct {
   const QpPolicy *default_policy; /* the daemon's, immutable while it runs; may be NULL */
   QpReconcileOp op;               /* done before the reconcile */
   QpPolicy *op_policy;            /* for QP_RECONCILE_OP_SET_POLICY */
+  char *recent_write;             /* QpReconcileResult.write_signature of a write made within
+                                   * QP_RECONCILE_LOOP_WINDOW, or NULL */
 } QpReconcileJob;
 
 typedef struct {
@@ -36,13 +44,14 @@ typedef struct {
   gboolean active;
   guint percent; /* 0: no policy */
   guint64 max;
-  char *chain;         /* "top", "all" or "" */
-  char *policy_source; /* "domain", "default" or "" */
-  char *state;         /* "unmanaged", "applied", "pending-restart", "error" */
-  GError *error;       /* QP_ERROR: the reason for "error" (or a transient skip) */
-  GError *op_error;    /* QP_ERROR: the op failed (the reconcile may still have run) */
-  GVariant *disks;     /* aa{sv}, floating reference sunk */
-  guint writes;        /* definitions written */
+  char *chain;           /* "top", "all" or "" */
+  char *policy_source;   /* "domain", "default" or "" */
+  char *state;           /* "unmanaged", "applied", "pending-restart", "error" */
+  GError *error;         /* QP_ERROR: the reason for "error" (or a transient skip) */
+  GError *op_error;      /* QP_ERROR: the op failed (the reconcile may still have run) */
+  GVariant *disks;       /* aa{sv}, floating reference sunk */
+  guint writes;          /* definitions written */
+  char *write_signature; /* the values written ("vda/0=N;…"), NULL when nothing was */
 } QpReconcileResult;
 
 void

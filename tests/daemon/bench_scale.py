@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+"""Scale benchmark (not a test; results are recorded, not asserted): N annotated domains
+with 2 qcow2 disks each in libvirt's test driver. Prints the time from the daemon's start
+until every domain is reconciled, the writes made, and the daemon's resident memory.
+
+  QP_BUILD_DIR=BUILD /usr/bin/python3 tests/daemon/bench_scale.py [N]
+"""
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qpdaemon as qd  # noqa: E402
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    tmp = tempfile.mkdtemp(prefix="qp-bench-")
+    try:
+        proto = os.path.join(tmp, "proto.qcow2")
+        qd.qemu_img("create", "-f", "qcow2", proto, "1T")
+        with open(proto, "rb") as f:
+            data = f.read()
+        node = os.path.join(tmp, "node.xml")
+        with open(node, "w") as out:
+            out.write("<node>\n")
+            for i in range(n):
+                disks = []
+                for dev in ("vda", "vdb"):
+                    p = os.path.join(tmp, f"d{i}-{dev}.qcow2")
+                    with open(p, "wb") as f:
+                        f.write(data)
+                    disks.append((dev, p, "qcow2"))
+                out.write(qd.domain_xml(f"dom{i:05d}", "7e570000-0000-4000-8000-%012d" % i, disks,
+                                        policy='percent="100"'))
+            out.write("</node>\n")
+        bus = qd.Bus(tmp)
+        start = time.monotonic()
+        daemon = qd.Daemon(bus, node)
+        try:
+            m = daemon.wait_settled(n, timeout=600)
+            elapsed = time.monotonic() - start
+            objs = daemon.objects()
+            states = {}
+            for ifaces in objs.values():
+                props = ifaces.get(qd.DOMAIN_IFACE)
+                if props:
+                    states[props["State"]] = states.get(props["State"], 0) + 1
+            print(f"domains: {n}, disks: {2 * n}")
+            print(f"start to all reconciled: {elapsed:.3f} s (includes process start, libvirt "
+                  f"test-driver load and bus name)")
+            print(f"states: {states}")
+            print(f"writes: {m['WriteCount']}, reconciles: {m['ReconcileCount']}")
+            print(f"resident memory: {rss_kib(daemon.proc.pid) / 1024:.1f} MiB")
+        finally:
+            daemon.stop()
+            bus.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
