@@ -1,0 +1,548 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The L2 effect: what QEMU's L2 cache size does to host metadata reads and to
+request rates, for QEMU's default and for the values qcow2-policyd writes.
+
+For each (layout, virtual size) point this creates a qcow2 image with
+qemu-img, gives every L2 table one zero cluster (qemu-io `write -z`, which
+allocates the L2 entry but no data cluster, so a read never reaches the host
+for data and every host pread64 counted is a metadata read), and measures
+three read patterns with cache-size from qcow2-policyctl:
+
+  strided    qemu-img bench, 4 KiB reads, stride = one L2 table's coverage
+             plus one cluster (walks every L2 table, as in the spec).
+  slicewalk  qemu-img bench, stride = the guest range one 4 KiB L2 slice maps:
+             the access cycle touches every 4 KiB slice of every L2 table, so
+             it shows the minimum: the exact 100% value has no steady-state
+             misses and 4 KiB less misses on every request.
+  random     qemu-io, uniformly random 4 KiB-aligned reads (seeded offset list
+             fed on stdin) after a slicewalk warm-up in the same process.
+
+Steady-state misses per request come from two runs of different request
+counts: (preads(n2) - preads(n1)) / (n2 - n1), which cancels the open, the
+warm-up and the cold misses. Requests per second come from two runs without
+strace, the same way, so they are steady-state rates as well.
+
+Needs only qemu-img, qemu-io, strace and the project's build; matplotlib (the
+Debian package python3-matplotlib) for the plots. Writes bench-l2.md,
+bench-l2.json and bench-l2-*.png into --out-dir.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+TIB = 1024 * GIB
+
+QEMU_DEFAULT_L2_MAX = 32 * MIB  # DEFAULT_L2_CACHE_MAX_SIZE on Linux
+SLICE = 4096  # L2 cache entry size when the cache does not cover L2FULL
+
+# (name, cluster size, extended_l2)
+LAYOUTS = {
+    '64k': (64 * KIB, False),
+    '64k-ext': (64 * KIB, True),
+    '128k-ext': (128 * KIB, True),
+    '2m-ext': (2 * MIB, True),
+}
+SIZES = {'64G': 64 * GIB, '256G': 256 * GIB, '1T': TIB, '4T': 4 * TIB, '16T': 16 * TIB}
+
+# Request-count caps: a pattern period above these is cut down (and said so), since
+# QEMU's cache lookup cost grows with the number of entries and a run must stay short.
+MAX_STRIDED_PERIOD = 32768
+MAX_SLICEWALK_PERIOD = 32768  # slicewalk and the random warm-up
+RANDOM_REQUESTS = 8192
+STEADY_REQUESTS = 4096  # requests measured after the warm-up cycle
+SCAN_NS = 4.5  # per cache entry walked on a miss (seen: 140 us per miss at 32767 entries)
+REQUEST_S = 60e-6  # a qemu-io read under strace, hits and the pread of a miss
+BENCH_MAX_STEP = 2**31 - 1  # qemu-img bench: "Must be between 0 and 2147483647"
+# qemu-io writes its default 0xcd pattern: the marker is the one data write of that pattern.
+MARKER_WRITE = '"\\315\\315\\315'
+
+CACHES = ['default', '25%', '50%', '100%', '100%-4K']
+
+
+def human(n):
+    for unit, div in (('TiB', TIB), ('GiB', GIB), ('MiB', MIB), ('KiB', KIB)):
+        if n >= div and n % div == 0:
+            return '%d %s' % (n // div, unit)
+    for unit, div in (('TiB', TIB), ('GiB', GIB), ('MiB', MIB), ('KiB', KIB)):
+        if n >= div:
+            return '%.2f %s' % (n / div, unit)
+    return '%d B' % n
+
+
+class Geometry:
+    def __init__(self, vsize, csize, ext):
+        self.vsize = vsize
+        self.csize = csize
+        self.ext = ext
+        self.esize = 16 if ext else 8
+        self.entries = csize // self.esize  # L2 entries per table
+        self.table_cov = self.entries * csize  # guest bytes one L2 table maps
+        self.tables = -(-vsize // self.table_cov)
+        clusters = -(-vsize // csize)
+        self.l2full = -(-(clusters * self.esize) // csize) * csize
+        self.slice_cov = (SLICE // self.esize) * csize  # guest bytes one 4 KiB slice maps
+        self.slices = -(-vsize // self.slice_cov)
+        # the last cluster holds the one data cluster, written between measured segments
+        self.marker = (vsize // csize - 1) * csize
+
+    def policy_formula(self, percent):
+        """Spec section 3; used only when the project's CLI cannot answer."""
+        if percent == 100:
+            want = self.l2full
+        else:
+            want = min(self.l2full, -(-(-(-self.l2full * percent // 100)) // 4096) * 4096)
+        l2 = max(want, min(self.l2full, QEMU_DEFAULT_L2_MAX))
+        return l2 + 4 * self.csize
+
+    def coverage(self, cache):
+        """Share of L2FULL QEMU's L2 cache holds (spec section 2), None = default."""
+        if self.l2full == 0:
+            return 1.0
+        if cache is None:
+            l2 = min(self.l2full, QEMU_DEFAULT_L2_MAX)
+        elif cache >= self.l2full + 4 * self.csize:
+            l2 = self.l2full
+        else:
+            l2 = cache - min(cache, 4 * self.csize)
+        entry = self.csize if l2 >= self.l2full else min(self.csize, SLICE)
+        n = max(l2 // entry, 2)
+        return min(1.0, n * entry / self.l2full)
+
+
+def run(cmd, stdin=None, check=True):
+    p = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True)
+    if check and p.returncode != 0:
+        raise RuntimeError('%s failed (%d): %s' % (' '.join(cmd[:4]), p.returncode,
+                                                   p.stderr.strip()[-400:]))
+    return p
+
+
+def count_preads(cmd, stdin, tmpdir):
+    """Host pread64 calls of all threads of cmd (strace -f, seccomp filtered)."""
+    out = os.path.join(tmpdir, 'strace.txt')
+    run(['strace', '-f', '--seccomp-bpf', '-qq', '-e', 'trace=pread64', '-o', out] + cmd,
+        stdin=stdin)
+    with open(out) as f:
+        n = sum(1 for line in f if 'pread64(' in line)
+    os.unlink(out)
+    return n
+
+
+def image_opts(img, cache):
+    o = 'driver=qcow2,file.filename=%s' % img
+    if cache is not None:
+        o += ',cache-size=%d' % cache
+    return o
+
+
+def bench_cmd(img, cache, count, stride):
+    return ['qemu-img', 'bench', '-c', str(count), '-d', '1', '-s', '4096', '-S', str(stride),
+            '--image-opts', image_opts(img, cache)]
+
+
+def qemu_io_cmd(img, cache):
+    return ['qemu-io', '--image-opts', image_opts(img, cache)]
+
+
+def steady(a1, a2, n):
+    return max(0.0, (a2 - a1) / n)
+
+
+def ran(p):
+    return p is not None and 'misses-per-request' in p
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.ctl = args.qcow2_policyctl
+        self.ctl_ok = None
+        self.tmpdir = tempfile.mkdtemp(prefix='bench-l2-', dir=args.work_dir)
+        self.rows = []
+        self.skipped = []
+        self.cache_source = set()
+
+    def policy_sizes(self, img, geo):
+        """cache-size per percent, from `qcow2-policyctl analyze --json --percent P`."""
+        sizes = {}
+        for pct in (25, 50, 100):
+            val = None
+            if self.ctl and self.ctl_ok is not False:
+                p = run([self.ctl, 'analyze', '--json', '--percent', str(pct), img], check=False)
+                try:
+                    val = int(json.loads(p.stdout)[0]['policy']['cache-size'])
+                    self.ctl_ok = True
+                except (ValueError, KeyError, IndexError, TypeError):
+                    if self.ctl_ok is None:
+                        print('bench-l2: %s analyze gave no policy.cache-size (%s); using the '
+                              'spec formula' % (self.ctl, p.stderr.strip()[:200]),
+                              file=sys.stderr)
+                    self.ctl_ok = False
+            if val is None:
+                val = geo.policy_formula(pct)
+                self.cache_source.add('formula')
+            else:
+                self.cache_source.add('qcow2-policyctl')
+                if val != geo.policy_formula(pct):
+                    print('bench-l2: WARNING qcow2-policyctl says %d for %d%%, the spec formula '
+                          '%d' % (val, pct, geo.policy_formula(pct)), file=sys.stderr)
+            sizes['%d%%' % pct] = val
+        sizes['100%-4K'] = sizes['100%'] - 4096
+        sizes['default'] = None
+        return sizes
+
+    def make_image(self, path, geo):
+        run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-o',
+             'cluster_size=%d,extended_l2=%s' % (geo.csize, 'on' if geo.ext else 'off'),
+             path, str(geo.vsize)])
+        # One zero cluster per L2 table: the table is allocated, no data cluster is.
+        script = ''.join('write -z -q %d %d\n' % (t * geo.table_cov, geo.csize)
+                         for t in range(geo.tables))
+        script += 'write -q %d 4096\n' % geo.marker
+        run(['qemu-io', '-t', 'unsafe', '-f', 'qcow2', path], stdin=script)
+
+    def point(self, lname, sname):
+        csize, ext = LAYOUTS[lname]
+        geo = Geometry(SIZES[sname], csize, ext)
+        free = shutil.disk_usage(self.tmpdir).free
+        need = geo.l2full + 64 * MIB
+        if need > free - self.args.keep_free * GIB:
+            self.skipped.append((lname, sname, 'needs %s of disk, %s free' %
+                                 (human(need), human(free))))
+            return
+        if geo.tables > self.args.max_tables:
+            self.skipped.append((lname, sname, '%d L2 tables to allocate (limit %d, '
+                                 '--max-tables)' % (geo.tables, self.args.max_tables)))
+            return
+        img = os.path.join(self.tmpdir, '%s-%s.qcow2' % (lname, sname))
+        t0 = time.monotonic()
+        print('bench-l2: %s %s: %d L2 tables, L2FULL %s' %
+              (lname, sname, geo.tables, human(geo.l2full)), flush=True)
+        try:
+            self.make_image(img, geo)
+            t_make = time.monotonic() - t0
+            sizes = self.policy_sizes(img, geo)
+            for cname in CACHES:
+                cache = sizes[cname]
+                row = {
+                    'layout': lname, 'size': sname, 'virtual-size': geo.vsize,
+                    'cluster-size': geo.csize, 'extended-l2': geo.ext, 'l2-tables': geo.tables,
+                    'l2-full-size': geo.l2full, 'cache': cname, 'cache-size': cache,
+                    'coverage': geo.coverage(cache),
+                }
+                self.measure(img, geo, cache, row)
+                self.rows.append(row)
+            print('bench-l2: %s %s done in %.1f s (image %.1f s)' %
+                  (lname, sname, time.monotonic() - t0, t_make), flush=True)
+        finally:
+            if os.path.exists(img):
+                os.unlink(img)
+
+    def cache_entries(self, geo, cache):
+        if cache is None:
+            l2 = min(geo.l2full, QEMU_DEFAULT_L2_MAX)
+        elif cache >= geo.l2full + 4 * geo.csize:
+            l2 = geo.l2full
+        else:
+            l2 = cache - min(cache, 4 * geo.csize)
+        entry = geo.csize if l2 >= geo.l2full else min(geo.csize, SLICE)
+        return max(2, l2 // entry)
+
+    def too_slow(self, geo, cache, requests, misses):
+        """QEMU's qcow2 cache looks a missed table up by walking every entry, so a run
+        costs about misses x entries x SCAN_NS; such runs are left out, and said so."""
+        est = requests * REQUEST_S + misses * self.cache_entries(geo, cache) * SCAN_NS * 1e-9
+        return est if est > self.args.max_run_seconds else None
+
+    def measure(self, img, geo, cache, row):
+        q = self.args.quick
+        # strided: the table walk qemu-img bench -S makes. Its access cycle is at most
+        # max(tables, entries per table) requests long (less when it wraps around the
+        # disk first): one cycle warms up, then STEADY_REQUESTS are measured.
+        period = min(max(geo.tables, geo.entries), geo.vsize // geo.csize)
+        truncated = period > MAX_STRIDED_PERIOD // q
+        period = max(64, min(period, MAX_STRIDED_PERIOD // q))
+        extra = max(256, STEADY_REQUESTS // q)
+        stride = geo.table_cov + geo.csize
+        est = self.too_slow(geo, cache, 2 * (period + extra), 2 * (period + extra))
+        if est:
+            row['strided'] = {'left-out': 'estimated %.0f s' % est}
+        else:
+            offs = [(r * stride) % geo.vsize for r in range(period + extra)]
+            res = self.qemu_io_segments(img, geo, cache, [offs[:period], offs[period:]])
+            row['strided'] = {'stride': stride, 'warm-up': period, 'n': extra,
+                              'warm-up-truncated': truncated,
+                              'misses-per-request': res[0][0] / extra,
+                              'requests-per-second': extra / res[0][1]}
+            if row['cache'] in ('100%', '100%-4K') and stride <= BENCH_MAX_STEP:
+                # The same walk through qemu-img bench, as the spec's example runs it:
+                # the steady state from two request counts.
+                r1 = count_preads(bench_cmd(img, cache, period, stride), None, self.tmpdir)
+                r2 = count_preads(bench_cmd(img, cache, period + extra, stride), None,
+                                  self.tmpdir)
+                row['strided']['qemu-img-bench'] = {
+                    'n1': period, 'n2': period + extra, 'preads1': r1, 'preads2': r2,
+                    'misses-per-request': steady(r1, r2, extra)}
+
+        # slicewalk then random, in one qemu-io process: the slicewalk's first cycle is
+        # the warm-up (it leaves any cache full, in LRU order), then STEADY_REQUESTS more
+        # slicewalk requests, then RANDOM_REQUESTS random ones.
+        slices = geo.slices
+        nslice = max(256, STEADY_REQUESTS // q)
+        nrand = max(256, RANDOM_REQUESTS // q)
+        if slices > MAX_SLICEWALK_PERIOD // q:
+            why = 'the cycle has %d slices (limit %d)' % (slices, MAX_SLICEWALK_PERIOD // q)
+            row['slicewalk'] = row['random'] = {'left-out': why}
+            return
+        cov = row['coverage']
+        misses = slices + (0 if cov >= 1 else nslice) + nrand * (1 - cov)
+        est = self.too_slow(geo, cache, 2 * (slices + nslice + nrand), 2 * misses)
+        if est:
+            row['slicewalk'] = row['random'] = {'left-out': 'estimated %.0f s' % est}
+            return
+        walk = [(s % slices) * geo.slice_cov for s in range(slices + nslice)]
+        rng = random.Random(0x9c0f2)
+        rnd = [rng.randrange(geo.vsize // 4096) * 4096 for _ in range(nrand)]
+        res = self.qemu_io_segments(img, geo, cache, [walk[:slices], walk[slices:], rnd])
+        row['slicewalk'] = {'stride': geo.slice_cov, 'warm-up': slices, 'n': nslice,
+                            'misses-per-request': res[0][0] / nslice,
+                            'requests-per-second': nslice / res[0][1]}
+        row['random'] = {'n': nrand, 'misses-per-request': res[1][0] / nrand,
+                         'expected': 1.0 - row['coverage'],
+                         'requests-per-second': nrand / res[1][1]}
+
+    def qemu_io_segments(self, img, geo, cache, segs):
+        """Run reads of segs[0] (warm-up), then each further segment, in one qemu-io
+        process; a 4 KiB data write to the marker cluster separates them. Returns
+        (host preads, seconds) for each segment after the first: preads from a run
+        traced for pread64 and pwrite64, seconds from a second run traced only for
+        pwrite64 (the markers), so timing is not slowed by tracing the reads."""
+        marker = 'write -q %d 4096\n' % geo.marker
+        script = marker.join(''.join('read -q %d 4096\n' % o for o in seg) for seg in segs)
+        script += marker
+        out = os.path.join(self.tmpdir, 'strace.txt')
+        run(['strace', '-f', '--seccomp-bpf', '-qq', '-e', 'trace=pread64,pwrite64', '-o', out]
+            + qemu_io_cmd(img, cache), stdin=script)
+        counts = []
+        n = None
+        with open(out) as f:
+            for line in f:
+                if 'pwrite64(' in line and MARKER_WRITE in line:
+                    if n is not None:
+                        counts.append(n)
+                    n = 0
+                elif 'pread64(' in line and n is not None:
+                    n += 1
+        run(['strace', '-f', '--seccomp-bpf', '-qq', '-ttt', '-T', '-e', 'trace=pwrite64',
+             '-o', out] + qemu_io_cmd(img, cache), stdin=script)
+        marks = []
+        with open(out) as f:
+            for line in f:
+                if 'pwrite64(' in line and MARKER_WRITE in line:
+                    m = re.match(r'\s*\d+\s+([0-9.]+) .*<([0-9.]+)>\s*$', line)
+                    if m:
+                        marks.append((float(m.group(1)), float(m.group(2))))
+        os.unlink(out)
+        if len(counts) != len(segs) - 1 or len(marks) != len(segs):
+            raise RuntimeError('qemu-io markers not seen (%d counts, %d marks)' %
+                               (len(counts), len(marks)))
+        times = [marks[i + 1][0] - (marks[i][0] + marks[i][1]) for i in range(len(segs) - 1)]
+        return list(zip(counts, times))
+
+    def cleanup(self):
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def fmt_pat(p, key):
+    if not ran(p):
+        return '—'
+    if key == 'misses-per-request':
+        return '%.3f%s' % (p[key], '*' if p.get('warm-up-truncated') else '')
+    return '{:,.0f}'.format(p[key])
+
+
+def machine_info():
+    cpu = '?'
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    qemu = run(['qemu-img', '--version']).stdout.splitlines()[0]
+    return cpu, os.cpu_count(), qemu
+
+
+def write_markdown(b, path, elapsed):
+    cpu, ncpu, qemu = machine_info()
+    L = []
+    L.append('# bench-l2: the L2 cache effect\n')
+    L.append('Machine: %s, %d CPUs; %s. Run took %.0f s. cache-size values from: %s.\n' %
+             (cpu, ncpu, qemu, elapsed, ', '.join(sorted(b.cache_source)) or '—'))
+    L.append('misses = steady-state host metadata reads (pread64) per 4 KiB read request, '
+             'counted after a warm-up cycle in the same qemu-io process; req/s = steady-state '
+             'requests per second of that phase (a second run traced only for the markers). '
+             'coverage = share of L2FULL the cache holds; `expected` random misses = '
+             '1 − coverage. — = left out (see the notes below the table). * = the strided '
+             'cycle is longer than %d requests: the warm-up stopped there, so the count '
+             'includes first touches of slices met later.\n' % MAX_STRIDED_PERIOD)
+    L.append('| layout | size | L2 tables | L2FULL | cache | cache-size | coverage | '
+             'strided misses | strided req/s | slicewalk misses | slicewalk req/s | '
+             'random misses | random expected | random req/s |')
+    L.append('|' + '---|' * 14)
+    notes = []
+    for r in b.rows:
+        rnd = r.get('random')
+        L.append('| %s | %s | %d | %s | %s | %s | %.3f | %s | %s | %s | %s | %s | %s | %s |' % (
+            r['layout'], r['size'], r['l2-tables'], human(r['l2-full-size']), r['cache'],
+            'QEMU default' if r['cache-size'] is None else str(r['cache-size']),
+            r['coverage'],
+            fmt_pat(r['strided'], 'misses-per-request'),
+            fmt_pat(r['strided'], 'requests-per-second'),
+            fmt_pat(r.get('slicewalk'), 'misses-per-request'),
+            fmt_pat(r.get('slicewalk'), 'requests-per-second'),
+            fmt_pat(rnd, 'misses-per-request'),
+            '%.3f' % rnd['expected'] if ran(rnd) else '—',
+            fmt_pat(rnd, 'requests-per-second')))
+        for pat in ('strided', 'slicewalk'):
+            p = r.get(pat)
+            if p and 'left-out' in p:
+                notes.append('%s %s %s %s%s: %s' % (
+                    r['layout'], r['size'], r['cache'], pat,
+                    ' and random' if pat == 'slicewalk' else '', p['left-out']))
+    if notes:
+        L.append('\nLeft out (a run longer than --max-run-seconds, or a cycle too long):\n')
+        L.extend('- ' + n for n in notes)
+    if b.skipped:
+        L.append('\nPoints left out:\n')
+        for lname, sname, why in b.skipped:
+            L.append('- %s %s: %s' % (lname, sname, why))
+    by = {(r['layout'], r['size'], r['cache']): r for r in b.rows}
+    L.append('\n## The minimum: the written 100% value against 4 KiB less\n')
+    L.append('Slicewalk (every 4 KiB L2 slice in turn) where it ran, else the strided walk.\n')
+    L.append('| layout | size | 100%: cache-size | misses/request | 100% − 4 KiB | '
+             'misses/request | pattern |')
+    L.append('|---|---|---|---|---|---|---|')
+    for r in b.rows:
+        m = by.get((r['layout'], r['size'], '100%-4K'))
+        if r['cache'] != '100%' or m is None:
+            continue
+        pat = 'slicewalk' if ran(r.get('slicewalk')) and ran(m.get('slicewalk')) else 'strided'
+        if not (ran(r[pat]) and ran(m[pat])):
+            continue
+        L.append('| %s | %s | %d | %.3f | %d | %.3f | %s |' % (
+            r['layout'], r['size'], r['cache-size'], r[pat]['misses-per-request'],
+            m['cache-size'], m[pat]['misses-per-request'], pat))
+    L.append('\n## Cross-check with qemu-img bench (strided walk)\n')
+    L.append('`qemu-img bench -c N -d 1 -s 4096 -S STRIDE`, host preads for two counts N1 and '
+             'N2 (one process each); steady = (preads(N2) − preads(N1)) / (N2 − N1). Only where '
+             'the stride fits qemu-img bench (≤ 2^31 − 1).\n')
+    L.append('| layout | size | cache | stride | N1 | preads | N2 | preads | steady |')
+    L.append('|---|---|---|---|---|---|---|---|---|')
+    for r in b.rows:
+        x = r['strided'].get('qemu-img-bench') if ran(r['strided']) else None
+        if x:
+            L.append('| %s | %s | %s | %d | %d | %d | %d | %d | %.3f |' % (
+                r['layout'], r['size'], r['cache'], r['strided']['stride'], x['n1'],
+                x['preads1'], x['n2'], x['preads2'], x['misses-per-request']))
+    with open(path, 'w') as f:
+        f.write('\n'.join(L) + '\n')
+
+
+def write_plots(b, outdir):
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print('bench-l2: matplotlib missing (Debian: python3-matplotlib), no plots',
+              file=sys.stderr)
+        return []
+    made = []
+    for pat in ('strided', 'slicewalk', 'random'):
+        for key, ylabel, fname in (
+                ('misses-per-request', 'host metadata reads per request', 'misses'),
+                ('requests-per-second', 'requests per second (steady state)', 'rate')):
+            layouts = [l for l in LAYOUTS if any(r['layout'] == l and ran(r.get(pat))
+                                                 for r in b.rows)]
+            if not layouts:
+                continue
+            fig, axes = plt.subplots(1, len(layouts), figsize=(4.2 * len(layouts), 3.8),
+                                     squeeze=False, sharey=(key == 'misses-per-request'))
+            for ax, lname in zip(axes[0], layouts):
+                for cname in CACHES:
+                    pts = [(r['virtual-size'] / GIB, r[pat][key]) for r in b.rows
+                           if r['layout'] == lname and r['cache'] == cname
+                           and ran(r.get(pat))]
+                    if pts:
+                        xs, ys = zip(*pts)
+                        ax.plot(xs, ys, marker='o', label=cname)
+                ax.set_xscale('log', base=2)
+                if key == 'requests-per-second':
+                    ax.set_yscale('log')
+                ax.set_title('%s, %s' % (lname, pat))
+                ax.set_xlabel('virtual size (GiB)')
+                ax.set_ylabel(ylabel)
+                ax.grid(True, alpha=0.3)
+            axes[0][0].legend(fontsize='small')
+            fig.tight_layout()
+            out = os.path.join(outdir, 'bench-l2-%s-%s.png' % (pat, fname))
+            fig.savefig(out, dpi=90)
+            plt.close(fig)
+            made.append(out)
+    return made
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--out-dir', default='.')
+    ap.add_argument('--work-dir', default=None, help='where images are made (default out-dir)')
+    ap.add_argument('--qcow2-policyctl', default=None, help='the built CLI (for cache sizes)')
+    ap.add_argument('--layouts', default=','.join(LAYOUTS))
+    ap.add_argument('--sizes', default=','.join(SIZES))
+    ap.add_argument('--max-tables', type=int, default=32768,
+                    help='leave out points with more L2 tables (creation costs ~1.5 ms each)')
+    ap.add_argument('--keep-free', type=int, default=8, help='GiB of disk to leave free')
+    ap.add_argument('--max-run-seconds', type=float, default=15,
+                    help='leave out a (point, cache, pattern) whose two runs would take longer')
+    ap.add_argument('--quick', type=int, default=1, help='divide request counts by this')
+    args = ap.parse_args()
+    args.work_dir = args.work_dir or args.out_dir
+    os.makedirs(args.out_dir, exist_ok=True)
+    for tool in ('qemu-img', 'qemu-io', 'strace'):
+        if shutil.which(tool) is None:
+            sys.exit('bench-l2: %s is needed' % tool)
+    b = Bench(args)
+    t0 = time.monotonic()
+    try:
+        for lname in args.layouts.split(','):
+            for sname in args.sizes.split(','):
+                b.point(lname, sname)
+    finally:
+        b.cleanup()
+    elapsed = time.monotonic() - t0
+    with open(os.path.join(args.out_dir, 'bench-l2.json'), 'w') as f:
+        json.dump({'rows': b.rows, 'skipped': b.skipped}, f, indent=1)
+    md = os.path.join(args.out_dir, 'bench-l2.md')
+    write_markdown(b, md, elapsed)
+    plots = write_plots(b, args.out_dir)
+    print('bench-l2: wrote %s and %d plots in %.0f s' % (md, len(plots), elapsed))
+
+
+if __name__ == '__main__':
+    main()
