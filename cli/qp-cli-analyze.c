@@ -77,7 +77,7 @@ static void
 compute_figures(const QpAnalyzeOptions *opts, const char *filename, const QpQcow2Header *header,
                 QpAnalyzeFigures *fig)
 {
-  QpCacheGeometry geo = {0};
+  QpCacheGeometry geo = { 0 };
   gboolean raised = FALSE;
 
   geometry_from_header(header, &geo);
@@ -161,8 +161,7 @@ analyze_image(const QpAnalyzeOptions *opts, const char *path, QpCliProgress *pro
     QpImageReport *sub;
 
     if (layer->header != NULL) {
-      sub = report_new_qcow2(opts, layer->path, g_steal_pointer(&layer->header), progress,
-                             error);
+      sub = report_new_qcow2(opts, layer->path, g_steal_pointer(&layer->header), progress, error);
       if (sub == NULL) {
         g_prefix_error(error, _("%s: backing chain: "), path);
         return NULL;
@@ -316,8 +315,7 @@ print_report(const QpAnalyzeOptions *opts, const QpImageReport *report, guint in
   }
   qp_cli_table_add_field(t, _("Allocation granularity"),
                          qp_cli_format_size_bytes(h->subcluster_size));
-  qp_cli_table_add_field(t, _("L2 entry size"),
-                         g_strdup_printf(_("%u bytes"), h->l2_entry_size));
+  qp_cli_table_add_field(t, _("L2 entry size"), g_strdup_printf(_("%u bytes"), h->l2_entry_size));
   qp_cli_table_add_field(t, _("L1 size"), g_strdup_printf(_("%u entries"), h->l1_size));
   qp_cli_table_add_field(t, _("Refcount bits"), g_strdup_printf("%u", h->refcount_bits));
   qp_cli_table_add_field(t, _("Compression type"),
@@ -365,14 +363,13 @@ print_report(const QpAnalyzeOptions *opts, const QpImageReport *report, guint in
   if (report->have_allocation) {
     qp_cli_table_add_field(t, _("Allocated L2 tables"),
                            g_strdup_printf("%" G_GUINT64_FORMAT, report->allocation.l2_tables));
-    qp_cli_table_add_field(
-        t, _("Allocated data clusters"),
-        g_strdup_printf("%" G_GUINT64_FORMAT, report->allocation.data_clusters));
+    qp_cli_table_add_field(t, _("Allocated data clusters"),
+                           g_strdup_printf("%" G_GUINT64_FORMAT, report->allocation.data_clusters));
   }
   qp_cli_table_print(t, stdout);
   if (report->backing != NULL) {
-    printf("%*s%s\n", (int)indent + 2,
-           "", report->backing->len > 0 ? _("Backing chain:") : _("Backing chain: none"));
+    printf("%*s%s\n", (int)indent + 2, "",
+           report->backing->len > 0 ? _("Backing chain:") : _("Backing chain: none"));
     for (guint i = 0; i < report->backing->len; i++)
       print_report(opts, g_ptr_array_index(report->backing, i), indent + 4);
   }
@@ -381,24 +378,24 @@ print_report(const QpAnalyzeOptions *opts, const QpImageReport *report, guint in
 int
 qp_cli_analyze(int argc, char **argv)
 {
-  QpAnalyzeOptions opts = {0};
+  QpAnalyzeOptions opts = { 0 };
   g_autofree char *percent = NULL;
   g_autofree char *max = NULL;
   g_autofree char *format = NULL;
   g_auto(GStrv) images = NULL;
   const GOptionEntry entries[] = {
-    {"json", 0, 0, G_OPTION_ARG_NONE, &opts.json, N_("Print one JSON array"), NULL},
-    {"percent", 0, 0, G_OPTION_ARG_STRING, &percent,
-     N_("Show the cache a policy of N percent writes"), N_("N")},
-    {"max", 0, 0, G_OPTION_ARG_STRING, &max, N_("Cap the policy's cache-size (with --percent)"),
-     N_("SIZE")},
-    {"chain", 0, 0, G_OPTION_ARG_NONE, &opts.chain, N_("Also analyze the backing chain"), NULL},
-    {"allocation", 0, 0, G_OPTION_ARG_NONE, &opts.allocation,
-     N_("Count allocated L2 tables and data clusters"), NULL},
-    {"format", 0, 0, G_OPTION_ARG_STRING, &format,
-     N_("Declared format of the images (default qcow2; never probed)"), N_("FMT")},
-    {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &images, NULL, NULL},
-    {NULL},
+    { "json", 0, 0, G_OPTION_ARG_NONE, &opts.json, N_("Print one JSON array"), NULL },
+    { "percent", 0, 0, G_OPTION_ARG_STRING, &percent,
+      N_("Show the cache a policy of N percent writes"), N_("N") },
+    { "max", 0, 0, G_OPTION_ARG_STRING, &max, N_("Cap the policy's cache-size (with --percent)"),
+      N_("SIZE") },
+    { "chain", 0, 0, G_OPTION_ARG_NONE, &opts.chain, N_("Also analyze the backing chain"), NULL },
+    { "allocation", 0, 0, G_OPTION_ARG_NONE, &opts.allocation,
+      N_("Count allocated L2 tables and data clusters"), NULL },
+    { "format", 0, 0, G_OPTION_ARG_STRING, &format,
+      N_("Declared format of the images (default qcow2; never probed)"), N_("FMT") },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &images, NULL, NULL },
+    { NULL },
   };
   g_autoptr(GOptionContext) context = g_option_context_new(_("IMAGE…"));
   g_autoptr(JsonBuilder) builder = json_builder_new();
@@ -485,22 +482,22 @@ typedef struct {
   guint32 cluster_bits;
   gboolean extended_l2;
   guint64 cluster_size;
-  guint64 granularity;   /* subcluster size: the unit one guest write allocates */
-  guint64 entry_size;    /* L2 entry bytes */
-  gboolean possible;     /* the L1 table for this disk stays within QEMU's limit */
+  guint64 granularity; /* subcluster size: the unit one guest write allocates */
+  guint64 entry_size;  /* L2 entry bytes */
+  gboolean possible;   /* the L1 table for this disk stays within QEMU's limit */
   guint64 l2_full;
-  guint64 full_cache;    /* cache-size that holds L2FULL: L2FULL + 4C */
-  guint64 budget_reach;  /* guest bytes the budget maps, whatever the disk size */
-  double coverage;       /* share of this disk the budget maps */
+  guint64 full_cache;   /* cache-size that holds L2FULL: L2FULL + 4C */
+  guint64 budget_reach; /* guest bytes the budget maps, whatever the disk size */
+  double coverage;      /* share of this disk the budget maps */
 } QpLayout;
 
 static void
 layout_compute(QpLayout *l, guint32 cluster_bits, gboolean extended_l2, guint64 disk,
                guint64 budget)
 {
-  QpCacheGeometry geo = {.virtual_size = disk, .cluster_bits = cluster_bits,
-                         .extended_l2 = extended_l2};
-  QpCacheSplit split = {0};
+  QpCacheGeometry geo
+      = { .virtual_size = disk, .cluster_bits = cluster_bits, .extended_l2 = extended_l2 };
+  QpCacheSplit split = { 0 };
   guint64 entries_per_table;
   guint64 clusters;
   guint64 tables;
@@ -524,9 +521,8 @@ layout_compute(QpLayout *l, guint32 cluster_bits, gboolean extended_l2, guint64 
                           &split);
   l->coverage = split.l2_coverage;
   mapped_entries = budget / l->entry_size;
-  l->budget_reach = mapped_entries > (G_MAXUINT64 >> cluster_bits)
-                        ? G_MAXUINT64
-                        : mapped_entries << cluster_bits;
+  l->budget_reach = mapped_entries > (G_MAXUINT64 >> cluster_bits) ? G_MAXUINT64
+                                                                   : mapped_entries << cluster_bits;
 }
 
 /* Index of the recommended layout; see the rule text printed with it. */
@@ -549,12 +545,11 @@ layout_choose(const QpLayout *layouts, guint n, guint64 budget, guint64 io_size)
       continue;
     /* Layouts come in increasing cluster size, so strict comparisons keep ties on the
      * smaller cluster. */
-    if (l->l2_full <= budget &&
-        (best_fit < 0 || l->granularity < layouts[best_fit].granularity))
+    if (l->l2_full <= budget && (best_fit < 0 || l->granularity < layouts[best_fit].granularity))
       best_fit = (gint)i;
-    if (best_cover < 0 || l->coverage > layouts[best_cover].coverage ||
-        (l->coverage == layouts[best_cover].coverage &&
-         l->granularity < layouts[best_cover].granularity))
+    if (best_cover < 0 || l->coverage > layouts[best_cover].coverage
+        || (l->coverage == layouts[best_cover].coverage
+            && l->granularity < layouts[best_cover].granularity))
       best_cover = (gint)i;
   }
   if (best_fit >= 0)
@@ -566,7 +561,7 @@ layout_choose(const QpLayout *layouts, guint n, guint64 budget, guint64 io_size)
 static char *
 qemu_img_size(guint64 bytes)
 {
-  const char suffixes[] = {'E', 'P', 'T', 'G', 'M', 'K'};
+  const char suffixes[] = { 'E', 'P', 'T', 'G', 'M', 'K' };
 
   for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
     guint shift = 10 * (guint)(G_N_ELEMENTS(suffixes) - i);
@@ -630,8 +625,8 @@ format_reach(guint64 reach)
 }
 
 static void
-print_recommendation(const QpLayout *layouts, guint n, guint chosen, guint64 disk,
-                     guint64 budget, guint64 io_size)
+print_recommendation(const QpLayout *layouts, guint n, guint chosen, guint64 disk, guint64 budget,
+                     guint64 io_size)
 {
   g_autoptr(QpCliTable) t = qp_cli_table_new(7);
   g_autofree char *disk_text = qp_cli_format_size_bytes(disk);
@@ -656,13 +651,13 @@ print_recommendation(const QpLayout *layouts, guint n, guint chosen, guint64 dis
     g_autofree char *gran = qp_size_format(l->granularity);
     g_autofree char *l2full = qp_size_format(l->l2_full);
     g_autofree char *reach = format_reach(l->budget_reach);
-    g_autofree char *share = l->possible ? qp_cli_format_share(l->coverage)
-                                         : g_strdup(_("disk too large"));
+    g_autofree char *share
+        = l->possible ? qp_cli_format_share(l->coverage) : g_strdup(_("disk too large"));
 
     if (l->cluster_bits == QP_RECOMMEND_MIN_CLUSTER_BITS)
       *(l->extended_l2 ? &ext64 : &plain64) = l;
-    qp_cli_table_add_row(t, i == chosen ? "*" : "", cluster, yes_no(l->extended_l2), gran,
-                         l2full, reach, share, NULL);
+    qp_cli_table_add_row(t, i == chosen ? "*" : "", cluster, yes_no(l->extended_l2), gran, l2full,
+                         reach, share, NULL);
   }
   qp_cli_table_print(t, stdout);
   if (plain64 != NULL && ext64 != NULL) {
@@ -693,22 +688,22 @@ qp_cli_recommend(int argc, char **argv)
   g_autofree char *io = NULL;
   g_auto(GStrv) rest = NULL;
   const GOptionEntry entries[] = {
-    {"size", 0, 0, G_OPTION_ARG_STRING, &size, N_("Virtual size of the disk (required)"),
-     N_("SIZE")},
-    {"cache", 0, 0, G_OPTION_ARG_STRING, &cache,
-     N_("L2 cache budget per image (default 32 MiB, QEMU's default)"), N_("SIZE")},
-    {"io-size", 0, 0, G_OPTION_ARG_STRING, &io,
-     N_("Typical guest write size the granularity should reach (default 4 KiB)"), N_("SIZE")},
-    {"json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON"), NULL},
-    {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &rest, NULL, NULL},
-    {NULL},
+    { "size", 0, 0, G_OPTION_ARG_STRING, &size, N_("Virtual size of the disk (required)"),
+      N_("SIZE") },
+    { "cache", 0, 0, G_OPTION_ARG_STRING, &cache,
+      N_("L2 cache budget per image (default 32 MiB, QEMU's default)"), N_("SIZE") },
+    { "io-size", 0, 0, G_OPTION_ARG_STRING, &io,
+      N_("Typical guest write size the granularity should reach (default 4 KiB)"), N_("SIZE") },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON"), NULL },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &rest, NULL, NULL },
+    { NULL },
   };
   g_autoptr(GOptionContext) context = g_option_context_new(NULL);
   g_autoptr(GError) error = NULL;
   guint64 disk = 0;
   guint64 budget = QP_RECOMMEND_DEFAULT_BUDGET;
   guint64 io_size = QP_RECOMMEND_DEFAULT_IO_SIZE;
-  QpLayout layouts[2 * (QP_QCOW2_MAX_CLUSTER_BITS - QP_RECOMMEND_MIN_CLUSTER_BITS + 1)] = {0};
+  QpLayout layouts[2 * (QP_QCOW2_MAX_CLUSTER_BITS - QP_RECOMMEND_MIN_CLUSTER_BITS + 1)] = { 0 };
   guint n = 0;
   guint chosen;
 
@@ -728,9 +723,9 @@ qp_cli_recommend(int argc, char **argv)
     qp_cli_usage_error("recommend", "%s", _("--size is required"));
     return QP_CLI_EXIT_USAGE;
   }
-  if (!qp_cli_parse_size("--size", size, &disk, &error) ||
-      (cache != NULL && !qp_cli_parse_size("--cache", cache, &budget, &error)) ||
-      (io != NULL && !qp_cli_parse_size("--io-size", io, &io_size, &error))) {
+  if (!qp_cli_parse_size("--size", size, &disk, &error)
+      || (cache != NULL && !qp_cli_parse_size("--cache", cache, &budget, &error))
+      || (io != NULL && !qp_cli_parse_size("--io-size", io, &io_size, &error))) {
     qp_cli_usage_error("recommend", "%s", error->message);
     return QP_CLI_EXIT_USAGE;
   }

@@ -15,8 +15,8 @@ struct _QpCliTable {
   guint n_columns;
   guint indent;
   gboolean *align_right;
-  GStrv header;     /* NULL when none */
-  GPtrArray *rows;  /* of GStrv */
+  GStrv header;    /* NULL when none */
+  GPtrArray *rows; /* of GStrv */
 };
 
 QpCliTable *
@@ -190,8 +190,7 @@ qp_cli_format_share(double share)
   for (int digits = 0; digits <= 6; digits++) {
     g_autofree char *text = g_strdup_printf("%.*f", digits, percent);
     double shown = g_ascii_strtod(text, NULL);
-    if (shown > 0.0 && shown < 100.0 &&
-        (digits == 6 || ABS(shown - percent) / percent < 0.005))
+    if (shown > 0.0 && shown < 100.0 && (digits == 6 || ABS(shown - percent) / percent < 0.005))
       return g_strdup_printf("%s %%", text);
   }
   return g_strdup_printf("%g %%", percent);
