@@ -62,7 +62,9 @@ class Domains:
 
 
 @pytest.fixture
-def domains(libvirtd):
+def domains(libvirtd, image_dir):
+    # Depends on image_dir so that domains go before their images: a domain left
+    # defined over deleted images would make a running daemon report errors.
     d = Domains()
     yield d
     d.cleanup()

@@ -526,10 +526,13 @@ class Daemon:
             return r.unpack()[0]
         wait_for(owned, DAEMON_START_TIMEOUT, 0.05, "qcow2-policyd to own " + BUS_NAME)
 
-    def log_text(self):
-        self.log.flush()
+    def log_text(self, tail=20000):
+        """The daemon's log; its last @tail characters (None: all of it)."""
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path) as f:
-            return f.read()[-20000:]
+            text = f.read()
+        return text if tail is None else text[-tail:]
 
     def stop(self):
         if self.proc.poll() is None:

@@ -4,6 +4,7 @@ come from qemu-img and the spec's arithmetic (qpe2e), never from the project's c
 
 import json
 import os
+import re
 import statistics
 import time
 
@@ -50,7 +51,12 @@ def daemon(libvirtd, daemon_binary, tmp_path_factory):
     alive = d.proc.poll() is None
     d.stop()
     bus.stop()
-    assert alive, "qcow2-policyd died during the tests:\n" + d.log_text()
+    log = d.log_text(tail=None)
+    assert alive, "qcow2-policyd died during the tests:\n" + log[-20000:]
+    # A critical or a GLib warning is a bug in the daemon even when every check passed.
+    bad = [line for line in log.splitlines()
+           if re.search(r"-CRITICAL \*\*|GLib[-A-Za-z]*-WARNING \*\*", line)]
+    assert not bad, "qcow2-policyd logged:\n" + "\n".join(bad)
 
 
 def _set_policy(name, policy):
@@ -179,6 +185,67 @@ def test_policy_followed_no_loop_running_pending_restart(daemon, domains, image_
     # Stopped: the persistent values are what the next start uses, so it is applied.
     qpe2e.virsh("destroy", name)
     _wait_state(daemon, name, "applied", 100)
+
+
+def test_per_disk_override_and_chain_top(daemon, domains, image_dir):
+    name, fx = _define(domains, image_dir, "override")
+    before = _persistent(name)
+    _set_policy(name, '<l2cache percent="100"><disk dev="vdb" percent="25"/></l2cache>')
+    _wait_state(daemon, name, "applied", 100)
+    after = _persistent(name)
+    want = fx.expected(100, 25)
+    # chain="top" (the default): the top image only, no chain is written for vda.
+    assert qpe2e.normalized(qpe2e.persistent_cache_values(after)) == {
+        "vda": want["vda"][:1], "vdb": want["vdb"], "vdc": want["vdc"]}
+    assert (qpe2e.without_owned(after, drop_ns=(qpe2e.QC_NS,))
+            == qpe2e.without_owned(before, drop_ns=(qpe2e.QC_NS,)))
+    qpe2e.virsh("start", name)
+    assert qpe2e.qcow2_format_nodes(qpe2e.qemu_cmdline(name)) == {
+        fx.top: want["vda"][0][1], fx.mid: None, fx.base: None, fx.vdb: want["vdb"][0][1]}
+
+
+def test_invalid_policy_is_an_error_and_writes_nothing(daemon, domains, image_dir):
+    bad, _ = _define(domains, image_dir, "bad")
+    good_dir = os.path.join(image_dir, "good")
+    os.mkdir(good_dir)
+    os.chmod(good_dir, 0o755)
+    good, fx_good = _define(domains, good_dir, "good")
+    before = _persistent(bad)
+    _set_policy(bad, '<l2cache percent="101" chain="all"/>')
+    props = _wait_state(daemon, bad, "error")
+    assert "101" in props["Error"], props["Error"]
+    after = _persistent(bad)
+    assert all(n is None for layers in qpe2e.persistent_cache_values(after).values()
+               for _, n in layers)
+    assert qpe2e.without_owned(after, drop_ns=(qpe2e.QC_NS,)) == qpe2e.without_owned(
+        before, drop_ns=(qpe2e.QC_NS,))
+    # One bad domain does not stop the others.
+    good_before = _persistent(good)
+    _set_policy(good, '<l2cache percent="100" chain="all"/>')
+    _wait_state(daemon, good, "applied", 100)
+    _assert_values(good, fx_good, 100, good_before)
+    # Fixing the policy recovers the domain.
+    _set_policy(bad, '<l2cache percent="100" chain="all"/>')
+    assert _wait_state(daemon, bad, "applied", 100)["Error"] == ""
+
+
+def test_grown_image_gets_new_value(daemon, domains, image_dir):
+    """The point of a percentage: the value follows the image when it grows."""
+    name, fx = _define(domains, image_dir, "grow")
+    before = _persistent(name)
+    _set_policy(name, '<l2cache percent="100" chain="all"/>')
+    _wait_state(daemon, name, "applied", 100)
+    old = fx.expected(100, 100)
+    qpe2e.run(["qemu-img", "resize", "-q", "-f", "qcow2", fx.top, "+700G"])
+    new = fx.expected(100, 100)
+    assert new["vda"][0][1] > old["vda"][0][1] and new["vda"][1:] == old["vda"][1:]
+    path = qpe2e.domain_path(daemon.conn, name)
+    qpe2e.dbus_call(daemon.conn, path, qpe2e.DOMAIN_IFACE, "Apply", ({},), "(a{sv})")
+    _wait_state(daemon, name, "applied", 100)
+    _assert_values(name, fx, 100, before)
+    qpe2e.virsh("start", name)
+    assert qpe2e.qcow2_format_nodes(qpe2e.qemu_cmdline(name)) == {
+        p: n for dev in ("vda", "vdb") for p, n in new[dev]}
 
 
 def test_event_to_applied_latency(daemon, domains, image_dir, capsys):
