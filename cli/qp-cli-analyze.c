@@ -189,8 +189,11 @@ json_add_report(JsonBuilder *b, const QpAnalyzeOptions *opts, const QpImageRepor
   const QpQcow2Header *h = report->header;
   const QpAnalyzeFigures *fig = &report->figures;
 
+  /* JSON strings are UTF-8; a file name need not be. */
+  g_autofree char *filename = g_utf8_make_valid(report->filename, -1);
+
   json_builder_begin_object(b);
-  qp_cli_json_add_string_or_null(b, "filename", report->filename);
+  qp_cli_json_add_string_or_null(b, "filename", filename);
   qp_cli_json_add_string_or_null(b, "format", report->format);
   if (h == NULL) {
     json_builder_end_object(b);

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from conftest import (GIB, KIB, MIB, TIB, analyze_json, ctl, l2_full, need, qemu_check,
+from conftest import (GIB, KIB, MIB, TIB, analyze_json, ctl, ctl_path, l2_full, need, qemu_check,
                       qemu_img, qemu_info, qemu_io, round_up, run)
 
 SECRET = ["--object", "secret,id=s0,data=x"]
@@ -452,3 +452,13 @@ def test_declared_format_not_qcow2(tmp_path):
     assert proc.returncode == 1
     assert "not a qcow2" in proc.stderr and str(path) in proc.stderr
     assert ctl("analyze", "--format", "qcow2", path).returncode == 0
+
+
+def test_non_utf8_file_name(tmp_path):
+    path = os.path.join(os.fsencode(tmp_path), b"disk-\xff.qcow2")
+    qemu_img("create", "-q", "-f", "qcow2", os.fsdecode(path), GIB)
+    proc = run([os.fsencode(ctl_path()), b"analyze", b"--json", path], check=False)
+    assert proc.returncode == 0, proc.stderr
+    [ours] = json.loads(proc.stdout)  # still valid JSON
+    assert ours["filename"].endswith("disk-\ufffd.qcow2")
+    assert ours["virtual-size"] == GIB
