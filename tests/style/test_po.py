@@ -94,3 +94,21 @@ def test_compiled_in_build(lang):
     assert os.path.isfile(mo), f"{mo} was not built (is {lang} in po/LINGUAS?)"
     res = subprocess.run(["msgunfmt", mo], capture_output=True, text=True)
     assert res.returncode == 0 and "msgstr" in res.stdout, res.stderr
+
+
+def test_polkit_actions_translated():
+    """The built polkit policy carries every action's description and message in each language
+    (i18n.merge_file from po/)."""
+    import xml.etree.ElementTree as ET
+    qp_style.require_dirs()
+    path = os.path.join(qp_style.BUILD_DIR, "daemon", "data", "org.qcow2policyd.Policy1.policy")
+    assert os.path.isfile(path), f"{path} was not built"
+    lang_attr = "{http://www.w3.org/XML/1998/namespace}lang"
+    actions = ET.parse(path).getroot().findall("action")
+    assert actions, "no actions in the policy"
+    missing = []
+    for action in actions:
+        for tag in ("description", "message"):
+            langs = {e.get(lang_attr) for e in action.findall(tag)}
+            missing += [f"{action.get('id')} {tag} [{l}]" for l in REQUIRED if l not in langs]
+    assert not missing, "untranslated in the polkit policy: " + ", ".join(missing)
