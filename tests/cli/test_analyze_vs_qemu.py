@@ -92,8 +92,8 @@ def make_data_file(tmp):
 
 def make_data_file_raw(tmp):
     path = tmp / "dfr.qcow2"
-    qemu_img("create", "-q", "-f", "qcow2", "-o", f"data_file={tmp / 'dfr.raw'},data_file_raw=on", path,
-             GIB)
+    qemu_img("create", "-q", "-f", "qcow2", "-o",
+             f"data_file={tmp / 'dfr.raw'},data_file_raw=on", path, GIB)
     qemu_io(path, ["write 0 4k"])
     # A raw data file is mapped 1:1, so qemu-img gives every cluster an L2 entry.
     return Case(path, 2)
