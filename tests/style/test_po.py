@@ -112,3 +112,39 @@ def test_polkit_actions_translated():
             langs = {e.get(lang_attr) for e in action.findall(tag)}
             missing += [f"{action.get('id')} {tag} [{l}]" for l in REQUIRED if l not in langs]
     assert not missing, "untranslated in the polkit policy: " + ", ".join(missing)
+
+
+LOCALES = {"de": "de_DE.UTF-8", "ja": "ja_JP.UTF-8"}
+
+
+@pytest.fixture(scope="module")
+def locales():
+    """The languages' locales compiled into a private LOCPATH: the machine need not have them."""
+    with tempfile.TemporaryDirectory() as d:
+        for lang, name in LOCALES.items():
+            src, charset = name.split(".")
+            res = subprocess.run(["localedef", "-i", src, "-f", charset, os.path.join(d, name)],
+                                 capture_output=True, text=True)
+            assert os.path.isdir(os.path.join(d, name)), f"localedef {name} failed: {res.stderr}"
+        yield d
+
+
+# msgids as the compiled programs pass them on this (LP64) machine: PRIu64 is "lu" there, so
+# these also check that the catalogs' system-dependent strings expand.
+LOOKUPS = {
+    "de": [("Commands:", "Befehle:"), ("every %lu s", "alle %lu s")],
+    "ja": [("Commands:", "コマンド:"),
+           ("cannot read %zu bytes at offset %lu: %s", "%zu バイトをオフセット %lu から読み込めません: %s")],
+}
+
+
+@pytest.mark.parametrize("lang", REQUIRED)
+def test_catalog_lookup(lang, locales):
+    qp_style.require_dirs()
+    env = dict(os.environ, LOCPATH=locales, LC_ALL=LOCALES[lang], LANGUAGE="",
+               TEXTDOMAINDIR=os.path.join(qp_style.BUILD_DIR, "po"))
+    for msgid, want in LOOKUPS[lang]:
+        res = subprocess.run(["gettext", "-d", "qcow2-policyd", msgid], capture_output=True,
+                             text=True, env=env)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout == want, f"{lang}: {msgid!r} gave {res.stdout!r}"
