@@ -17,14 +17,29 @@
 #include "qp-domain-xml.h"
 #include "qp-xml-private.h"
 
-G_DEFINE_QUARK(qp - xml - error - quark, qp_xml_error)
+GQuark
+qp_xml_error_quark(void)
+{
+  return g_quark_from_static_string("qp-xml-error-quark");
+}
 
 struct _QpDomainXml {
   xmlDocPtr doc;
   gboolean had_decl;
   char *name;
   char *uuid;
+  char *text; /* the document as it came, for the byte-preserving write */
+  gsize text_len;
+  GHashTable *spans; /* xmlNode* -> QpNodeSpan*, or NULL when unknown */
 };
+
+/* Where an element is in the text (bytes): [begin, end) from '<' to after '>'. */
+typedef struct {
+  gsize tag_end; /* after the start tag ('>'), or at "/>" of an empty element */
+  gsize begin;
+  gsize end;
+  gboolean closed;
+} QpNodeSpan;
 
 /* What one parse saw, reached from the parser context's _private. */
 typedef struct {
@@ -34,7 +49,28 @@ typedef struct {
   int error_column;
   gboolean unsafe;
   gboolean too_deep;
+  GHashTable *spans; /* NULL: positions not wanted */
 } QpParseState;
+
+/* The elements whose positions the rewrite needs: what it changes and their neighbours. */
+static gboolean
+span_wanted(const xmlChar *name)
+{
+  static const char *const names[] = {
+    "disk", "driver", "format", "source", "metadata_cache", "max_size", "backingStore",
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+    if (xmlStrEqual(name, BAD_CAST names[i]))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static gsize
+input_offset(xmlParserCtxtPtr ctxt)
+{
+  return (gsize)ctxt->input->consumed + (gsize)(ctxt->input->cur - ctxt->input->base);
+}
 
 static gpointer
 init_parser_once(gpointer data)
@@ -111,10 +147,71 @@ bounded_start_element(void *ctx, const xmlChar *localname, const xmlChar *prefix
   }
   xmlSAX2StartElementNs(ctx, localname, prefix, uri, nb_namespaces, namespaces, nb_attributes,
                         nb_defaulted, attributes);
+  if (state->spans != NULL && ctxt->node != NULL && prefix == NULL && span_wanted(localname)) {
+    QpNodeSpan *span = g_new0(QpNodeSpan, 1);
+    span->tag_end = input_offset(ctxt);
+    g_hash_table_insert(state->spans, ctxt->node, span);
+  }
+}
+
+static void
+tracked_end_element(void *ctx, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri)
+{
+  xmlParserCtxtPtr ctxt = ctx;
+  QpParseState *state = ctxt->_private;
+
+  if (state->spans != NULL && ctxt->node != NULL) {
+    QpNodeSpan *span = g_hash_table_lookup(state->spans, ctxt->node);
+    if (span != NULL) {
+      span->end = input_offset(ctxt);
+      span->closed = TRUE;
+    }
+  }
+  xmlSAX2EndElementNs(ctx, localname, prefix, uri);
+}
+
+/* Turn parser offsets into offsets of @text and check each span really is its element;
+ * returns FALSE when any is off (then no byte-preserving write is attempted). */
+static gboolean
+spans_resolve(GHashTable *spans, const char *text, gsize size, gsize shift)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init(&iter, spans);
+  while (g_hash_table_iter_next(&iter, &key, &value)) {
+    const xmlNode *node = key;
+    QpNodeSpan *span = value;
+    gsize name_len = strlen((const char *)node->name);
+    gsize b;
+
+    if (!span->closed)
+      return FALSE;
+    span->tag_end += shift;
+    span->end += shift;
+    if (span->tag_end == 0 || span->tag_end > size || span->end > size || span->end < span->tag_end
+        || span->end < 2 || text[span->end - 1] != '>')
+      return FALSE;
+    /* '<' cannot occur inside a start tag (not even in attribute values), so the
+     * first one before the tag's end opens it */
+    b = span->tag_end;
+    while (b > 0 && text[b - 1] != '<')
+      b--;
+    if (b == 0)
+      return FALSE;
+    span->begin = b - 1;
+    if (span->begin + 1 + name_len > size
+        || memcmp(text + span->begin + 1, node->name, name_len) != 0
+        || !(g_ascii_isspace(text[span->begin + 1 + name_len])
+             || text[span->begin + 1 + name_len] == '/' || text[span->begin + 1 + name_len] == '>'))
+      return FALSE;
+  }
+  return TRUE;
 }
 
 xmlDocPtr
-qp_xml_safe_parse(const char *text, gssize len, gboolean *had_decl, GError **error)
+qp_xml_safe_parse(const char *text, gssize len, gboolean *had_decl, GHashTable **spans,
+                  GError **error)
 {
   QpParseState state = { 0 };
   xmlParserCtxtPtr ctxt;
@@ -148,6 +245,9 @@ qp_xml_safe_parse(const char *text, gssize len, gboolean *had_decl, GError **err
   ctxt->sax->internalSubset = refuse_internal_subset;
   ctxt->sax->entityDecl = refuse_entity_decl;
   ctxt->sax->startElementNs = bounded_start_element;
+  ctxt->sax->endElementNs = tracked_end_element;
+  if (spans != NULL)
+    state.spans = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
 
   /* No XML_PARSE_NOENT (entities stay unexpanded), no DTDLOAD/DTDATTR/DTDVALID, no
    * XInclude processing, no network. The encoding is forced to UTF-8 as libvirt writes
@@ -180,11 +280,20 @@ qp_xml_safe_parse(const char *text, gssize len, gboolean *had_decl, GError **err
       start += 3;
     if (had_decl != NULL)
       *had_decl = (size - (gsize)(start - text)) >= 5 && memcmp(start, "<?xml", 5) == 0;
+    if (spans != NULL) {
+      /* libxml2 counts offsets after a byte order mark */
+      if (spans_resolve(state.spans, text, size, (gsize)(start - text)))
+        *spans = g_steal_pointer(&state.spans);
+      else
+        *spans = NULL;
+    }
+    g_clear_pointer(&state.spans, g_hash_table_unref);
     g_free(state.error_message);
     ctxt->_private = NULL;
     xmlFreeParserCtxt(ctxt);
     return doc;
   }
+  g_clear_pointer(&state.spans, g_hash_table_unref);
   g_free(state.error_message);
   ctxt->_private = NULL;
   if (doc != NULL)
@@ -239,11 +348,12 @@ QpDomainXml *
 qp_domain_xml_parse(const char *text, gssize len, GError **error)
 {
   g_autoptr(xmlDoc) xdoc = NULL;
+  g_autoptr(GHashTable) spans = NULL;
   gboolean had_decl = FALSE;
   xmlNodePtr root;
   QpDomainXml *doc;
 
-  xdoc = qp_xml_safe_parse(text, len, &had_decl, error);
+  xdoc = qp_xml_safe_parse(text, len, &had_decl, &spans, error);
   if (xdoc == NULL)
     return NULL;
   root = xmlDocGetRootElement(xdoc);
@@ -255,6 +365,9 @@ qp_domain_xml_parse(const char *text, gssize len, GError **error)
   doc = g_new0(QpDomainXml, 1);
   doc->doc = g_steal_pointer(&xdoc);
   doc->had_decl = had_decl;
+  doc->text_len = len < 0 ? strlen(text) : (gsize)len;
+  doc->text = g_strndup(text, doc->text_len);
+  doc->spans = g_steal_pointer(&spans);
   doc->name = node_text(qp_xml_child(root, "name"));
   doc->uuid = node_text(qp_xml_child(root, "uuid"));
   return doc;
@@ -266,6 +379,9 @@ qp_domain_xml_free(QpDomainXml *doc)
   if (doc == NULL)
     return;
   xmlFreeDoc(doc->doc);
+  g_free(doc->text);
+  if (doc->spans != NULL)
+    g_hash_table_unref(doc->spans);
   g_free(doc->name);
   g_free(doc->uuid);
   g_free(doc);
@@ -291,27 +407,30 @@ qp_domain_xml_get_uuid(const QpDomainXml *doc)
   return doc->uuid;
 }
 
-char *
-qp_domain_xml_to_string(const QpDomainXml *doc)
+const char qp_xml_mark_created[] = "created";
+const char qp_xml_mark_rewritten[] = "rewritten";
+
+/* The whole tree as libxml2 writes it. */
+static char *
+serialize_tree(xmlDocPtr xdoc, gboolean had_decl)
 {
   xmlBufferPtr buf;
   xmlSaveCtxtPtr save;
   char *out;
   int options = 0;
 
-  g_return_val_if_fail(doc != NULL, NULL);
   buf = xmlBufferCreate();
   if (buf == NULL)
     return NULL;
   /* never XML_SAVE_FORMAT: the user's whitespace is kept as it was */
-  if (!doc->had_decl)
+  if (!had_decl)
     options |= XML_SAVE_NO_DECL;
   save = xmlSaveToBuffer(buf, "UTF-8", options);
   if (save == NULL) {
     xmlBufferFree(buf);
     return NULL;
   }
-  xmlSaveDoc(save, doc->doc);
+  xmlSaveDoc(save, xdoc);
   xmlSaveClose(save);
   out = g_strndup((const char *)xmlBufferContent(buf), xmlBufferLength(buf));
   xmlBufferFree(buf);
@@ -322,6 +441,277 @@ qp_domain_xml_to_string(const QpDomainXml *doc)
     out = nl;
   }
   return out;
+}
+
+static char *
+dump_nodes_libxml2(xmlNodePtr first, xmlNodePtr last);
+
+static void
+append_escaped(GString *out, const char *text, gboolean attribute)
+{
+  for (const char *c = text; *c != '\0'; c++) {
+    switch (*c) {
+    case '&':
+      g_string_append(out, "&amp;");
+      break;
+    case '<':
+      g_string_append(out, "&lt;");
+      break;
+    case '>':
+      g_string_append(out, "&gt;");
+      break;
+    case '\'':
+      g_string_append(out, attribute ? "&apos;" : "'");
+      break;
+    default:
+      g_string_append_c(out, *c);
+    }
+  }
+}
+
+/* A node the rewrite created, written the way libvirt writes XML (single quotes). Such
+ * nodes hold only elements without namespaces, attributes and plain text. */
+static gboolean
+write_created(GString *out, xmlNodePtr n)
+{
+  if (n->type == XML_TEXT_NODE) {
+    append_escaped(out, (const char *)n->content, FALSE);
+    return TRUE;
+  }
+  if (n->type != XML_ELEMENT_NODE || n->ns != NULL || n->nsDef != NULL)
+    return FALSE;
+  g_string_append_printf(out, "<%s", (const char *)n->name);
+  for (xmlAttrPtr a = n->properties; a != NULL; a = a->next) {
+    g_autofree char *value = (char *)xmlNodeListGetString(n->doc, a->children, 0);
+    if (a->ns != NULL)
+      return FALSE;
+    g_string_append_printf(out, " %s='", (const char *)a->name);
+    append_escaped(out, value != NULL ? value : "", TRUE);
+    g_string_append_c(out, '\'');
+  }
+  if (n->children == NULL) {
+    g_string_append(out, "/>");
+    return TRUE;
+  }
+  g_string_append_c(out, '>');
+  for (xmlNodePtr c = n->children; c != NULL; c = c->next) {
+    if (!write_created(out, c))
+      return FALSE;
+  }
+  g_string_append_printf(out, "</%s>", (const char *)n->name);
+  return TRUE;
+}
+
+/* The siblings @first..@last, created by the rewrite or rewritten by it. */
+static char *
+dump_nodes(xmlNodePtr first, xmlNodePtr last)
+{
+  g_autoptr(GString) own = g_string_new(NULL);
+  gboolean ok = TRUE;
+
+  for (xmlNodePtr n = first; n != NULL && ok; n = n->next) {
+    ok = write_created(own, n);
+    if (n == last)
+      break;
+  }
+  if (ok)
+    return g_string_free(g_steal_pointer(&own), FALSE);
+  return dump_nodes_libxml2(first, last);
+}
+
+/* The siblings @first..@last as libxml2 writes them. */
+static char *
+dump_nodes_libxml2(xmlNodePtr first, xmlNodePtr last)
+{
+  xmlBufferPtr buf = xmlBufferCreate();
+  char *out;
+
+  if (buf == NULL)
+    return NULL;
+  for (xmlNodePtr n = first; n != NULL; n = n->next) {
+    xmlNodeDump(buf, n->doc, n, 0, 0);
+    if (n == last)
+      break;
+  }
+  out = g_strndup((const char *)xmlBufferContent(buf), xmlBufferLength(buf));
+  xmlBufferFree(buf);
+  return out;
+}
+
+typedef struct {
+  gsize begin;
+  gsize end;
+  char *text;
+} QpEdit;
+
+static void
+qp_edit_clear(gpointer data)
+{
+  g_free(((QpEdit *)data)->text);
+}
+
+static gboolean
+is_created(xmlNodePtr n)
+{
+  return n->_private == (void *)qp_xml_mark_created;
+}
+
+static const QpNodeSpan *
+span_of(const QpDomainXml *doc, xmlNodePtr node)
+{
+  if (node == NULL || node->type != XML_ELEMENT_NODE || is_created(node))
+    return NULL;
+  return g_hash_table_lookup(doc->spans, node);
+}
+
+/* Offset of the end tag "</" of the element at @span, or -1 (an empty element). */
+static gssize
+end_tag_offset(const QpDomainXml *doc, const QpNodeSpan *span)
+{
+  for (gsize i = span->end; i > span->tag_end; i--) {
+    if (doc->text[i - 1] == '<')
+      return doc->text[i] == '/' ? (gssize)(i - 1) : -1;
+  }
+  return -1;
+}
+
+static void
+add_edit(GArray *edits, gsize begin, gsize end, char *text)
+{
+  QpEdit e = { begin, end, text };
+  g_array_append_val(edits, e);
+}
+
+/* Where the created siblings @first..@last under the original element @parent go. */
+static gboolean
+group_edit(const QpDomainXml *doc, xmlNodePtr parent, xmlNodePtr first, xmlNodePtr last,
+           GArray *edits)
+{
+  const QpNodeSpan *ps = span_of(doc, parent);
+  gboolean all_created = TRUE;
+  char *dump;
+  gssize pos;
+
+  if (ps == NULL)
+    return FALSE;
+  for (xmlNodePtr n = parent->children; n != NULL; n = n->next)
+    all_created = all_created && is_created(n);
+  dump = dump_nodes(first, last);
+  if (dump == NULL)
+    return FALSE;
+
+  if (all_created && doc->text[ps->end - 2] == '/') {
+    /* <driver …/> becomes <driver …>NEW</driver> */
+    add_edit(edits, ps->end - 2, ps->end,
+             g_strdup_printf(">%s</%s>", dump, (const char *)parent->name));
+    g_free(dump);
+    return TRUE;
+  }
+  const QpNodeSpan *prev_span = all_created ? NULL : span_of(doc, first->prev);
+  const QpNodeSpan *next_span = span_of(doc, last->next);
+
+  if (prev_span != NULL) {
+    pos = (gssize)prev_span->end;
+  } else if (last->next == NULL) {
+    pos = end_tag_offset(doc, ps);
+  } else if (last->next->type == XML_TEXT_NODE && last->next->next == NULL
+             && !is_created(last->next) && last->next->content != NULL) {
+    /* before the blanks that precede the end tag */
+    gsize blanks = strlen((const char *)last->next->content);
+    pos = end_tag_offset(doc, ps);
+    if (pos < 0 || (gsize)pos < ps->tag_end + blanks
+        || memcmp(doc->text + pos - blanks, last->next->content, blanks) != 0)
+      pos = -1;
+    else
+      pos -= (gssize)blanks;
+  } else if (next_span != NULL) {
+    pos = (gssize)next_span->begin;
+  } else {
+    pos = -1;
+  }
+  if (pos < 0) {
+    g_free(dump);
+    return FALSE;
+  }
+  add_edit(edits, (gsize)pos, (gsize)pos, dump);
+  return TRUE;
+}
+
+/* The edits that turn the original text into the rewritten tree, in document order. */
+static gboolean
+collect_edits(const QpDomainXml *doc, xmlNodePtr node, GArray *edits)
+{
+  for (xmlNodePtr c = node->children; c != NULL; c = c->next) {
+    if (c->_private == (void *)qp_xml_mark_rewritten) {
+      const QpNodeSpan *span = span_of(doc, c);
+      if (span == NULL)
+        return FALSE;
+      add_edit(edits, span->begin, span->end, dump_nodes(c, c));
+      continue;
+    }
+    if (is_created(c)) {
+      xmlNodePtr last = c;
+      while (last->next != NULL && is_created(last->next))
+        last = last->next;
+      if (!group_edit(doc, node, c, last, edits))
+        return FALSE;
+      c = last;
+      continue;
+    }
+    if (c->type == XML_ELEMENT_NODE && !collect_edits(doc, c, edits))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* The original text with only the rewritten parts replaced, or NULL when the edits
+ * cannot be placed exactly. */
+static char *
+splice(const QpDomainXml *doc)
+{
+  g_autoptr(GArray) edits = g_array_new(FALSE, TRUE, sizeof(QpEdit));
+  g_autoptr(GString) out = NULL;
+  gsize at = 0;
+
+  g_array_set_clear_func(edits, qp_edit_clear);
+  if (doc->spans == NULL || !collect_edits(doc, (xmlNodePtr)doc->doc, edits))
+    return NULL;
+  out = g_string_sized_new(doc->text_len + 256 * edits->len);
+  for (guint i = 0; i < edits->len; i++) {
+    const QpEdit *e = &g_array_index(edits, QpEdit, i);
+    if (e->begin < at || e->end < e->begin || e->end > doc->text_len || e->text == NULL)
+      return NULL;
+    g_string_append_len(out, doc->text + at, (gssize)(e->begin - at));
+    g_string_append(out, e->text);
+    at = e->end;
+  }
+  g_string_append_len(out, doc->text + at, (gssize)(doc->text_len - at));
+  return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
+char *
+qp_domain_xml_to_string(const QpDomainXml *doc)
+{
+  g_autofree char *full = NULL;
+  g_autofree char *spliced = NULL;
+  g_autoptr(xmlDoc) check = NULL;
+  g_autofree char *check_full = NULL;
+  gboolean had_decl = FALSE;
+
+  g_return_val_if_fail(doc != NULL, NULL);
+  full = serialize_tree(doc->doc, doc->had_decl);
+  spliced = splice(doc);
+  if (full == NULL || spliced == NULL)
+    return g_steal_pointer(&full);
+  /* The spliced text must be exactly the rewritten tree: parsed again and written by
+   * libxml2, both must give the same bytes. Otherwise libxml2's own output is used. */
+  check = qp_xml_safe_parse(spliced, -1, &had_decl, NULL, NULL);
+  if (check == NULL)
+    return g_steal_pointer(&full);
+  check_full = serialize_tree(check, had_decl);
+  if (g_strcmp0(check_full, full) != 0)
+    return g_steal_pointer(&full);
+  return g_steal_pointer(&spliced);
 }
 
 GPtrArray *

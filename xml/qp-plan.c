@@ -411,10 +411,66 @@ is_blank_text(xmlNodePtr node)
   return TRUE;
 }
 
-static void
-add_text_before(xmlNodePtr ref, const char *text)
+/* Nodes are linked by hand: libxml2's xmlAdd*Sibling merge adjacent text nodes, which
+ * would fold new indentation into the user's text and hide it from the byte-preserving
+ * write (qp_domain_xml_to_string). Every node made here is marked as created. */
+static xmlNodePtr
+new_text(xmlNodePtr near, const char *text)
 {
-  xmlAddPrevSibling(ref, xmlNewDocText(ref->doc, BAD_CAST text));
+  xmlNodePtr n = xmlNewDocText(near->doc, BAD_CAST text);
+  n->_private = (void *)qp_xml_mark_created;
+  return n;
+}
+
+static xmlNodePtr
+new_element(xmlNodePtr near, const char *name)
+{
+  xmlNodePtr n = xmlNewDocNode(near->doc, NULL, BAD_CAST name, NULL);
+  n->_private = (void *)qp_xml_mark_created;
+  return n;
+}
+
+static void
+link_before(xmlNodePtr ref, xmlNodePtr n)
+{
+  n->parent = ref->parent;
+  n->doc = ref->doc;
+  n->prev = ref->prev;
+  n->next = ref;
+  if (ref->prev != NULL)
+    ref->prev->next = n;
+  else
+    ref->parent->children = n;
+  ref->prev = n;
+}
+
+static void
+link_after(xmlNodePtr ref, xmlNodePtr n)
+{
+  n->parent = ref->parent;
+  n->doc = ref->doc;
+  n->prev = ref;
+  n->next = ref->next;
+  if (ref->next != NULL)
+    ref->next->prev = n;
+  else
+    ref->parent->last = n;
+  ref->next = n;
+}
+
+static void
+link_last(xmlNodePtr parent, xmlNodePtr n)
+{
+  xmlNodePtr last = parent->last;
+
+  if (last != NULL) {
+    link_after(last, n);
+    return;
+  }
+  n->parent = parent;
+  n->doc = parent->doc;
+  n->prev = n->next = NULL;
+  parent->children = parent->last = n;
 }
 
 /* Append @child as the last element of @parent, indented like libvirt would. */
@@ -422,31 +478,33 @@ static xmlNodePtr
 append_indented(xmlNodePtr parent, xmlNodePtr child)
 {
   g_autofree char *parent_indent = indent_of(parent);
-  xmlNodePtr last = xmlGetLastChild(parent);
+  xmlNodePtr last = parent->last;
   xmlNodePtr first_elem = xmlFirstElementChild(parent);
 
   if (last == NULL) {
-    xmlAddChild(parent, child);
     if (parent_indent != NULL) {
       g_autofree char *open = g_strconcat("\n", parent_indent, QP_PLAN_INDENT, NULL);
       g_autofree char *close = g_strconcat("\n", parent_indent, NULL);
-      add_text_before(child, open);
-      xmlAddNextSibling(child, xmlNewDocText(parent->doc, BAD_CAST close));
+      link_last(parent, new_text(parent, open));
+      link_last(parent, child);
+      link_last(parent, new_text(parent, close));
+    } else {
+      link_last(parent, child);
     }
     return child;
   }
   if (is_blank_text(last)) {
     g_autofree char *child_indent = first_elem != NULL ? indent_of(first_elem) : NULL;
-    xmlAddPrevSibling(last, child);
     if (child_indent == NULL && parent_indent != NULL)
       child_indent = g_strconcat(parent_indent, QP_PLAN_INDENT, NULL);
     if (child_indent != NULL) {
       g_autofree char *open = g_strconcat("\n", child_indent, NULL);
-      add_text_before(child, open);
+      link_before(last, new_text(parent, open));
     }
+    link_before(last, child);
     return child;
   }
-  xmlAddChild(parent, child);
+  link_last(parent, child);
   return child;
 }
 
@@ -456,17 +514,11 @@ insert_after(xmlNodePtr ref, xmlNodePtr child)
 {
   g_autofree char *indent = indent_of(ref);
 
-  xmlAddNextSibling(ref, child);
+  link_after(ref, child);
   if (indent != NULL) {
     g_autofree char *text = g_strconcat("\n", indent, NULL);
-    add_text_before(child, text);
+    link_before(child, new_text(ref, text));
   }
-}
-
-static xmlNodePtr
-new_element(xmlNodePtr near, const char *name)
-{
-  return xmlNewDocNode(near->doc, NULL, BAD_CAST name, NULL);
 }
 
 /* <metadata_cache><max_size unit='bytes'>N</max_size></metadata_cache> under @parent. */
@@ -482,6 +534,8 @@ set_metadata_cache(xmlNodePtr parent, guint64 max_size)
   size = qp_xml_child(cache, "max_size");
   if (size == NULL)
     size = append_indented(cache, new_element(parent, "max_size"));
+  else if (size->_private != (void *)qp_xml_mark_created)
+    size->_private = (void *)qp_xml_mark_rewritten; /* the user's element, now ours */
   g_snprintf(digits, sizeof(digits), "%" G_GUINT64_FORMAT, max_size);
   xmlSetProp(size, BAD_CAST "unit", BAD_CAST "bytes");
   xmlNodeSetContent(size, BAD_CAST digits);

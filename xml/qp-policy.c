@@ -387,7 +387,7 @@ qp_policy_parse(const char *element_xml, GError **error)
   xmlNodePtr root;
 
   g_return_val_if_fail(element_xml != NULL, NULL);
-  doc = qp_xml_safe_parse(element_xml, -1, NULL, error);
+  doc = qp_xml_safe_parse(element_xml, -1, NULL, NULL, error);
   if (doc == NULL)
     return NULL;
   root = xmlDocGetRootElement(doc);

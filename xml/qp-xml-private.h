@@ -11,9 +11,17 @@ G_BEGIN_DECLS
 
 /* Parse untrusted @text (@len bytes, -1 for NUL-terminated) with the rules of
  * qp_domain_xml_parse, but accept any root element. *@had_decl (may be NULL) tells
- * whether the text starts with an XML declaration. */
+ * whether the text starts with an XML declaration. With @spans, *@spans gets where the
+ * elements the rewrite touches are in @text (private to qp-domain-xml.c), or NULL when
+ * that could not be established. */
 xmlDocPtr
-qp_xml_safe_parse(const char *text, gssize len, gboolean *had_decl, GError **error);
+qp_xml_safe_parse(const char *text, gssize len, gboolean *had_decl, GHashTable **spans,
+                  GError **error);
+
+/* Marks on nodes (xmlNode._private) that qp_plan_apply leaves for the byte-preserving
+ * write: a node it created, or an original element whose content it rewrote. */
+extern const char qp_xml_mark_created[];
+extern const char qp_xml_mark_rewritten[];
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
 

@@ -283,10 +283,11 @@ test_parse_truncated(void)
 static void
 test_to_string_roundtrip(void)
 {
-  /* What libxml2 cannot keep: quote style (always "), namespace declarations written
-   * before attributes, the encoding in the declaration. This text has none of those. */
-  const char *text = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- c -->\n<domain "
-                     "xmlns:qemu=\"http://libvirt.org/schemas/domain/qemu/1.0\" type=\"qemu\">\n"
+  /* Quote styles, attribute order after namespace declarations, character references
+   * and the declaration: libxml2's writer would change each; the text must not change. */
+  const char *text = "<?xml version='1.0'?>\n<!-- c -->\n<domain type='qemu' "
+                     "xmlns:qemu=\"http://libvirt.org/schemas/domain/qemu/1.0\">\n"
+                     "  <title>caf&#xe9; &apos;x&apos;</title>\n"
                      "  <name>a</name>\n  <description><![CDATA[x < y]]></description>\n"
                      "  <qemu:commandline>\n    <qemu:arg value=\"-x\"/>\n"
                      "  </qemu:commandline>\n</domain>\n";
@@ -577,8 +578,41 @@ test_plan_chain_top_keeps_backing(void)
   g_assert_cmpuint(plan->items->len, ==, 1);
   g_assert_cmpuint(item(plan, "vda", 0)->max_size, ==, MIB);
   g_assert_false(item(plan, "vda", 0)->raised_to_minimum);
-  g_assert_nonnull(strstr(out, "<max_size unit=\"bytes\">777</max_size>"));
-  g_assert_nonnull(strstr(out, "<max_size unit=\"bytes\">1048576</max_size>"));
+  g_assert_nonnull(strstr(out, "<max_size unit='bytes'>777</max_size>"));
+  g_assert_nonnull(strstr(out, "<max_size unit='bytes'>1048576</max_size>"));
+}
+
+/* The rewrite changes the owned bytes and nothing else: the rest of the text comes out
+ * exactly as it went in (quotes, comments, layout). */
+static void
+test_apply_byte_exact(void)
+{
+  const char *disk = "    <disk type='file' device='disk'>\n"
+                     "      <driver name='qemu' type='qcow2'><!-- keep --></driver>\n"
+                     "      <source file='@DIR@/top.qcow2'/>\n"
+                     "      <backingStore type='file'>\n"
+                     "        <format type='qcow2'>\n"
+                     "          <metadata_cache>\n"
+                     "            <max_size unit='KiB'>512</max_size>\n"
+                     "          </metadata_cache>\n"
+                     "        </format>\n"
+                     "        <source file=\"@DIR@/base.qcow2\"/>\n"
+                     "      </backingStore>\n"
+                     "\t<target dev='vda' bus='virtio'/>\n"
+                     "    </disk>\n";
+  g_autofree char *text = domain_xml("<qc:l2cache " QC " percent='100' chain='all'/>", disk);
+  g_autofree char *out = apply(text, NULL);
+  g_autofree char *want = NULL;
+  g_autoptr(GString) w = g_string_new(text);
+
+  g_string_replace(w, "<!-- keep --></driver>",
+                   "<!-- keep --><metadata_cache><max_size unit='bytes'>134479872</max_size>"
+                   "</metadata_cache></driver>",
+                   1);
+  g_string_replace(w, "<max_size unit='KiB'>512</max_size>",
+                   "<max_size unit='bytes'>2883584</max_size>", 1);
+  want = g_string_free(g_steal_pointer(&w), FALSE);
+  g_assert_cmpstr(out, ==, want);
 }
 
 static void
@@ -755,6 +789,7 @@ main(int argc, char **argv)
   g_test_add_func("/xml/plan/chain-all", test_plan_chain_all);
   g_test_add_func("/xml/plan/chain-top", test_plan_chain_top_keeps_backing);
   g_test_add_func("/xml/plan/raised", test_plan_raised);
+  g_test_add_func("/xml/plan/byte-exact", test_apply_byte_exact);
   g_test_add_func("/xml/plan/mismatch", test_plan_mismatch);
   g_test_add_func("/xml/plan/skips", test_plan_skips);
   g_test_add_func("/xml/plan/default-policy", test_plan_default_policy);
