@@ -67,11 +67,17 @@ def _set_policy(name, policy):
 def _wait_state(daemon, name, state, percent=None, timeout=APPLY_TIMEOUT):
     """Poll the daemon's Domain object until State is @state (and Percent is @percent);
     return its properties."""
+    paths = []
+
     def check():
-        path = qpe2e.domain_path(daemon.conn, name)
-        if path is None:
-            return None
-        props = qpe2e.domain_props(daemon.conn, path)
+        # Look the object up once, then read only its properties: polling stays cheap
+        # for the daemon, so the latency figures are the daemon's, not the poller's.
+        if not paths:
+            path = qpe2e.domain_path(daemon.conn, name)
+            if path is None:
+                return None
+            paths.append(path)
+        props = qpe2e.domain_props(daemon.conn, paths[0])
         if props.get("State") != state:
             return None
         if percent is not None and props.get("Percent") != percent:
