@@ -47,6 +47,8 @@ struct _QpDomainEntry {
   QpPolicy *op_policy_next;
   char *last_error; /* logged when it changes, not at every periodic reconcile */
   char *last_write_signature;
+  char *settled_digest;   /* of the inactive XML the last full reconcile settled on */
+  gboolean full_needed;   /* a trigger that may change images or policy arrived */
   gint64 last_write_time; /* monotonic µs */
 };
 
@@ -108,6 +110,7 @@ qp_domain_entry_free(QpDomainEntry *entry)
   g_clear_pointer(&entry->op_policy_next, qp_policy_free);
   g_free(entry->last_error);
   g_free(entry->last_write_signature);
+  g_free(entry->settled_digest);
   g_free(entry);
 }
 
@@ -236,8 +239,12 @@ qp_daemon_job_done_cb(gpointer data)
 
   /* a result from a connection that has since closed says nothing about the domain */
   if (!stale) {
+    g_free(entry->settled_digest);
+    entry->settled_digest = g_strdup(done->result->settled_digest);
     if (done->result->gone)
       qp_daemon_entry_unexport(self, entry);
+    else if (done->result->unchanged && entry->object != NULL)
+      qp_domain_set_active(entry->iface, done->result->active);
     else
       qp_daemon_apply_result(self, entry, done->result);
   }
@@ -295,11 +302,13 @@ qp_daemon_entry_start(QpDaemon *self, QpDomainEntry *entry)
 }
 
 static void
-qp_daemon_schedule(QpDaemon *self, const char *uuid, QpWaiter *waiter, QpReconcileOp op,
-                   QpPolicy *op_policy)
+qp_daemon_schedule_full(QpDaemon *self, const char *uuid, gboolean full, QpWaiter *waiter,
+                        QpReconcileOp op, QpPolicy *op_policy)
 {
   QpDomainEntry *entry = qp_daemon_entry_get(self, uuid);
 
+  if (full)
+    entry->full_needed = TRUE;
   if (waiter != NULL)
     g_ptr_array_add(entry->waiters_next, waiter);
   if (op != QP_RECONCILE_OP_NONE) {
@@ -327,6 +336,14 @@ qp_daemon_schedule(QpDaemon *self, const char *uuid, QpWaiter *waiter, QpReconci
   }
   qp_daemon_entry_start(self, entry);
   qp_daemon_update_counts(self);
+}
+
+/* Every trigger but a DEFINED event: images or the policy may have changed. */
+static void
+qp_daemon_schedule(QpDaemon *self, const char *uuid, QpWaiter *waiter, QpReconcileOp op,
+                   QpPolicy *op_policy)
+{
+  qp_daemon_schedule_full(self, uuid, TRUE, waiter, op, op_policy);
 }
 
 /* ---------- D-Bus: Domain ---------- */
@@ -854,12 +871,12 @@ qp_daemon_set_connected(QpDaemon *self, gboolean connected)
 }
 
 static void
-qp_daemon_schedule_dom(QpDaemon *self, virDomainPtr dom)
+qp_daemon_schedule_dom(QpDaemon *self, virDomainPtr dom, gboolean full)
 {
   char uuid[VIR_UUID_STRING_BUFLEN];
   if (virDomainGetUUIDString(dom, uuid) < 0)
     return;
-  qp_daemon_schedule(self, uuid, NULL, QP_RECONCILE_OP_NONE, NULL);
+  qp_daemon_schedule_full(self, uuid, full, NULL, QP_RECONCILE_OP_NONE, NULL);
 }
 
 static int
@@ -868,12 +885,14 @@ qp_daemon_lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int deta
   QpDaemon *self = QP_DAEMON(opaque);
 
   switch (event) {
-  case VIR_DOMAIN_EVENT_DEFINED:   /* also our own writes: their reconcile is a no-op */
+  case VIR_DOMAIN_EVENT_DEFINED:   /* also our own writes: their reconcile writes nothing */
   case VIR_DOMAIN_EVENT_UNDEFINED: /* the object goes */
   case VIR_DOMAIN_EVENT_STOPPED:   /* images may have been resized or snapshotted */
   case VIR_DOMAIN_EVENT_STARTED:   /* pending-restart becomes applied */
     g_debug("lifecycle event %d/%d for %s", event, detail, virDomainGetName(dom));
-    qp_daemon_schedule_dom(self, dom);
+    /* a definition change alone cannot change images: when the text is the one we
+     * settled on (our own write's event), the reconcile stops after one read */
+    qp_daemon_schedule_dom(self, dom, event != VIR_DOMAIN_EVENT_DEFINED);
     break;
   default:
     break;
@@ -890,7 +909,7 @@ qp_daemon_metadata_cb(virConnectPtr conn, virDomainPtr dom, int type, const char
   if (type != VIR_DOMAIN_METADATA_ELEMENT || g_strcmp0(nsuri, QP_POLICY_NS_URI) != 0)
     return;
   g_debug("policy metadata changed for %s", virDomainGetName(dom));
-  qp_daemon_schedule_dom(self, dom);
+  qp_daemon_schedule_dom(self, dom, TRUE);
 }
 
 static gboolean

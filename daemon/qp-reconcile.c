@@ -21,6 +21,7 @@ qp_reconcile_job_free(QpReconcileJob *job)
     virConnectClose(job->conn);
   g_clear_pointer(&job->op_policy, qp_policy_free);
   g_free(job->recent_write);
+  g_free(job->settled_digest);
   g_free(job);
 }
 
@@ -34,6 +35,7 @@ qp_reconcile_result_free(QpReconcileResult *result)
   g_free(result->policy_source);
   g_free(result->state);
   g_free(result->write_signature);
+  g_free(result->settled_digest);
   g_clear_error(&result->error);
   g_clear_error(&result->op_error);
   g_clear_pointer(&result->disks, g_variant_unref);
@@ -184,6 +186,55 @@ qp_reconcile_signature(const QpPlan *plan)
   return g_string_free(sig, FALSE);
 }
 
+static char *
+qp_reconcile_digest(const char *xml)
+{
+  return g_compute_checksum_for_string(G_CHECKSUM_SHA256, xml, -1);
+}
+
+/* After a define: read back what libvirt kept, check it holds every value written (a
+ * driver could drop an element it does not know), and return its digest. */
+static char *
+qp_reconcile_verify(virDomainPtr dom, const QpPlan *plan, GError **error)
+{
+  g_autofree char *xml = NULL;
+  g_autoptr(QpDomainXml) doc = NULL;
+  g_autoptr(GPtrArray) disks = NULL;
+
+  xml = qp_reconcile_get_xml(dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE, error);
+  if (xml == NULL)
+    return NULL;
+  doc = qp_domain_xml_parse(xml, -1, error);
+  if (doc == NULL)
+    return NULL;
+  disks = qp_domain_xml_get_disks(doc, error);
+  if (disks == NULL)
+    return NULL;
+  for (guint i = 0; i < plan->items->len; i++) {
+    QpPlanItem *item = g_ptr_array_index(plan->items, i);
+    gboolean kept = FALSE;
+    if (item->action == QP_PLAN_SKIP)
+      continue;
+    for (guint j = 0; j < disks->len && !kept; j++) {
+      QpDomainDisk *disk = g_ptr_array_index(disks, j);
+      if (g_strcmp0(disk->dev, item->dev) != 0)
+        continue;
+      for (guint k = 0; k < disk->layers->len && !kept; k++) {
+        QpDiskLayer *layer = g_ptr_array_index(disk->layers, k);
+        kept = layer->depth == item->depth && layer->has_metadata_cache
+               && layer->metadata_cache_max_size == item->max_size;
+      }
+    }
+    if (!kept) {
+      g_set_error(error, QP_ERROR, QP_ERROR_LIBVIRT,
+                  _("libvirt did not keep max_size %" G_GUINT64_FORMAT " for %s layer %u"),
+                  item->max_size, item->dev, item->depth);
+      return NULL;
+    }
+  }
+  return qp_reconcile_digest(xml);
+}
+
 static gboolean
 qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResult *result,
                     GError **error)
@@ -263,11 +314,17 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
       }
       written = TRUE;
       result->writes++;
+      g_free(result->settled_digest);
+      result->settled_digest = qp_reconcile_verify(dom, plan, error);
+      if (result->settled_digest == NULL)
+        return FALSE;
       g_free(result->write_signature);
       result->write_signature = g_steal_pointer(&sig);
       qp_reconcile_log_writes(job->uuid, result->name, plan);
     }
 
+    if (!written)
+      result->settled_digest = qp_reconcile_digest(xml);
     result->percent = plan->policy->percent;
     result->max = plan->policy->max;
     g_free(result->chain);
@@ -357,6 +414,17 @@ qp_reconcile_run(const QpReconcileJob *job)
     g_set_error_literal(&result->error, QP_ERROR, QP_ERROR_FAILED,
                         _("transient domain: skipped, only persistent definitions are written"));
     return g_steal_pointer(&result);
+  }
+  if (job->settled_digest != NULL && job->op == QP_RECONCILE_OP_NONE) {
+    g_autofree char *xml
+        = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+    g_autofree char *digest = xml != NULL ? qp_reconcile_digest(xml) : NULL;
+    if (g_strcmp0(digest, job->settled_digest) == 0) {
+      result->unchanged = TRUE;
+      result->settled_digest = g_steal_pointer(&digest);
+      return g_steal_pointer(&result);
+    }
+    virResetLastError();
   }
   if (!qp_reconcile_domain(job, dom, result, &error)) {
     qp_error_convert(&error);

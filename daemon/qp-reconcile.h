@@ -33,12 +33,17 @@ typedef struct {
   const QpPolicy *default_policy; /* the daemon's, immutable while it runs; may be NULL */
   QpReconcileOp op;               /* done before the reconcile */
   QpPolicy *op_policy;            /* for QP_RECONCILE_OP_SET_POLICY */
-  char *recent_write;             /* QpReconcileResult.write_signature of a write made within
-                                   * QP_RECONCILE_LOOP_WINDOW, or NULL */
+  char *settled_digest; /* SHA-256 of the inactive XML a previous reconcile settled on, given
+                         * only for triggers that cannot change images or the policy (a
+                         * DEFINED event): the same text again needs no new plan */
+  char *recent_write;   /* QpReconcileResult.write_signature of a write made within
+                         * QP_RECONCILE_LOOP_WINDOW, or NULL */
 } QpReconcileJob;
 
 typedef struct {
-  gboolean gone; /* the domain no longer exists */
+  gboolean gone;        /* the domain no longer exists */
+  gboolean unchanged;   /* the definition is the settled one: keep the last figures */
+  char *settled_digest; /* SHA-256 of the inactive XML now settled on, NULL when not settled */
   char *name;
   gboolean persistent;
   gboolean active;
