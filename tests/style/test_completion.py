@@ -14,7 +14,7 @@ def completion_file():
     return os.path.join(qp_style.SOURCE_DIR, "docs", "qcow2-policyctl.bash-completion")
 
 
-def complete(words, cwd=None):
+def complete(words, cwd=None, env=None):
     """Complete the last of @words as bash would, return COMPREPLY sorted."""
     script = (
         f"source {shlex.quote(completion_file())} || exit 3\n"
@@ -27,7 +27,7 @@ def complete(words, cwd=None):
         "printf '%s\\n' \"${COMPREPLY[@]}\"\n"
     )
     res = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True,
-                         text=True, cwd=cwd)
+                         text=True, cwd=cwd, env=env)
     assert res.returncode == 0, f"bash failed ({res.returncode}): {res.stderr}"
     assert res.stderr == "", res.stderr
     return sorted(w for w in res.stdout.splitlines() if w)
@@ -87,3 +87,57 @@ def test_commands_match_cli():
 def test_options_match_cli(command):
     offered = set(complete(["qcow2-policyctl", command, "--"])) - {"--help"}
     assert offered == qp_style.cli_options(command)
+
+
+@pytest.fixture(scope="module")
+def daemon_bus():
+    """A private session bus with the built qcow2-policyd on libvirt's test:///default."""
+    import time
+    qp_style.require_dirs()
+    daemon = os.path.join(qp_style.BUILD_DIR, "daemon", "qcow2-policyd")
+    assert os.access(daemon, os.X_OK), f"{daemon} is not built"
+    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        address = bus.stdout.readline().strip()
+        assert address, "dbus-daemon printed no address"
+        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=address)
+        proc = subprocess.Popen([daemon, "--session", "--connect", "test:///default"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                res = subprocess.run([qp_style.cli_path(), "list", "--session"], env=env,
+                                     capture_output=True, text=True)
+                if res.returncode == 0 and "test" in res.stdout:
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError("qcow2-policyd did not list test:///default's domain in 10 s")
+            yield env
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    finally:
+        bus.terminate()
+        bus.wait(timeout=10)
+
+
+@pytest.mark.parametrize("words,expected", [
+    (["show", "--session", "te"], ["test"]),
+    (["show", "--session", ""], ["test"]),
+    (["clear", "--session", "t"], ["test"]),
+    (["set", "--session", "--max", "1G", "t"], ["test"]),
+    (["set", "--session", "test", ""], ["100", "25", "50"]),
+    (["set", "--session", "test", "50", "--chain", ""], ["all", "top"]),
+    (["set", "--session", "test", "50", ""], []),
+    (["clear", "--session", "test", ""], []),
+    (["show", "--session", "x"], []),
+])
+def test_domains_from_daemon(daemon_bus, words, expected):
+    assert complete([qp_style.cli_path()] + words, env=daemon_bus) == expected
+
+
+def test_domains_without_daemon():
+    # No bus at all: nothing to offer, and no error on the terminal.
+    env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/bus")
+    assert complete([qp_style.cli_path(), "show", "--session", "t"], env=env) == []
