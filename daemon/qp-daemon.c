@@ -7,6 +7,7 @@
 #include <glib-unix.h>
 #include <glib/gi18n.h>
 #include <libvirt-glib/libvirt-glib.h>
+#include <malloc.h>
 
 #include "qp-analyze.h"
 #include "qp-auth.h"
@@ -257,6 +258,10 @@ qp_daemon_job_done_cb(gpointer data)
     g_hash_table_remove(self->domains, done->job->uuid);
   }
   qp_daemon_update_counts(self);
+  /* a burst of reconciles (start, reconnect, periodic) leaves the heap fragmented by
+   * freed XML documents; give the pages back once the burst is over */
+  if (self->busy == 0)
+    malloc_trim(0);
 
   qp_reconcile_job_free(done->job);
   qp_reconcile_result_free(done->result);

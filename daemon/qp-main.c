@@ -6,6 +6,7 @@
 #include <libvirt-glib/libvirt-glib.h>
 #include <libvirt/virterror.h>
 #include <locale.h>
+#include <malloc.h>
 #include <stdlib.h>
 
 #include "qp-config.h"
@@ -56,6 +57,9 @@ main(int argc, char **argv)
     { NULL },
   };
 
+  /* a per-thread malloc arena for each worker only holds freed XML documents: two suffice
+   * for the main loop and the workers, and keep the resident size down */
+  mallopt(M_ARENA_MAX, 2);
   setlocale(LC_ALL, "");
   bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
   bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");

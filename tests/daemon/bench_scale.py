@@ -23,6 +23,12 @@ def rss_kib(pid):
     return -1
 
 
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     tmp = tempfile.mkdtemp(prefix="qp-bench-")
@@ -61,7 +67,9 @@ def main():
                   f"test-driver load and bus name)")
             print(f"states: {states}")
             print(f"writes: {m['WriteCount']}, reconciles: {m['ReconcileCount']}")
+            print(f"daemon CPU time (user+system): {cpu_seconds(daemon.proc.pid):.2f} s")
             print(f"resident memory: {rss_kib(daemon.proc.pid) / 1024:.1f} MiB")
+            print(f"load average during the run: {os.getloadavg()[0]:.2f}")
         finally:
             daemon.stop()
             bus.stop()
