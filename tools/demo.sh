@@ -102,6 +102,36 @@ EOF
 step "Which layout for a 1 TiB disk?"
 show "$ctl" recommend --size 1T
 
+step "What the daemon will write, computed offline from a domain XML file (no daemon needed)"
+cat > "$tmp/db.xml" <<EOF
+<domain type='kvm'>
+  <name>db</name>
+  <uuid>7f6c1a2e-5b1d-4c3e-9a0b-000000000002</uuid>
+  <metadata>
+    <qc:l2cache xmlns:qc="http://qcow2policyd.org/schemas/l2cache/1.0" percent="100" chain="all"/>
+  </metadata>
+  <memory unit='MiB'>64</memory>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='$tmp/small.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='$tmp/big.qcow2'/>
+      <target dev='vdb' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+EOF
+show "$ctl" plan "$tmp/db.xml"
+echo
+show "$ctl" apply-xml "$tmp/db.xml" >"$tmp/db-new.xml"
+# Only the owned elements change (and, with chain="all", the explicit backing chain appears).
+show diff -u "$tmp/db.xml" "$tmp/db-new.xml" | sed "s|$tmp|\$DEMO|g" || true
+
 if [ ! -x "$daemon" ]; then
     step "The daemon is not built yet ($daemon): the daemon part of the demo is left out"
     exit 0
