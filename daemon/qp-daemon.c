@@ -184,15 +184,17 @@ typedef struct {
 static void
 qp_daemon_entry_start(QpDaemon *self, QpDomainEntry *entry);
 
-static void
-qp_daemon_export_entry(QpDaemon *self, QpDomainEntry *entry);
+static gboolean
+qp_daemon_create_entry_object(QpDaemon *self, QpDomainEntry *entry);
 
 static void
 qp_daemon_apply_result(QpDaemon *self, QpDomainEntry *entry, const QpReconcileResult *result)
 {
   const char *error_msg = result->error != NULL ? result->error->message : "";
+  /* a new object is exported once it holds its properties: InterfacesAdded then carries
+   * them, with no PropertiesChanged right after */
+  gboolean created = qp_daemon_create_entry_object(self, entry);
 
-  qp_daemon_export_entry(self, entry);
   g_object_freeze_notify(G_OBJECT(entry->iface));
   qp_domain_set_name(entry->iface, result->name != NULL ? result->name : "");
   qp_domain_set_persistent(entry->iface, result->persistent);
@@ -207,6 +209,11 @@ qp_daemon_apply_result(QpDaemon *self, QpDomainEntry *entry, const QpReconcileRe
     qp_domain_set_disks(entry->iface, result->disks);
   qp_domain_set_write_count(entry->iface, qp_domain_get_write_count(entry->iface) + result->writes);
   g_object_thaw_notify(G_OBJECT(entry->iface));
+  if (created) {
+    self->exported++;
+    g_dbus_object_manager_server_export(self->object_manager,
+                                        G_DBUS_OBJECT_SKELETON(entry->object));
+  }
 
   if (g_strcmp0(entry->last_error, error_msg) != 0) {
     if (g_str_equal(result->state, "error"))
@@ -545,13 +552,13 @@ qp_daemon_handle_apply(QpDomain *iface, GDBusMethodInvocation *invocation, GVari
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-static void
-qp_daemon_export_entry(QpDaemon *self, QpDomainEntry *entry)
+static gboolean
+qp_daemon_create_entry_object(QpDaemon *self, QpDomainEntry *entry)
 {
   g_autofree char *path = NULL;
 
   if (entry->object != NULL)
-    return;
+    return FALSE;
   path = qp_daemon_object_path(entry->uuid);
   entry->object = qp_object_skeleton_new(path);
   entry->iface = qp_domain_skeleton_new();
@@ -568,8 +575,7 @@ qp_daemon_export_entry(QpDaemon *self, QpDomainEntry *entry)
                    self);
   g_signal_connect(entry->iface, "handle-apply", G_CALLBACK(qp_daemon_handle_apply), self);
   qp_object_skeleton_set_domain(entry->object, entry->iface);
-  self->exported++;
-  g_dbus_object_manager_server_export(self->object_manager, G_DBUS_OBJECT_SKELETON(entry->object));
+  return TRUE;
 }
 
 /* ---------- D-Bus: Manager ---------- */
