@@ -7,7 +7,9 @@ import copy
 import json
 import os
 import shutil
+import pathlib
 import subprocess
+import tempfile
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -115,11 +117,20 @@ def make_images(d):
              os.path.join(d, "luks.qcow2"), "64G")
 
 
+# Own temporary directories, not pytest's tmp_path: pytest prunes old basetemp
+# directories of the same user, and other suites' runs at the same time could remove
+# ours while it is in use.
 @pytest.fixture(scope="session")
-def image_dir(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("xml-images"))
-    make_images(d)
-    return d
+def image_dir():
+    with tempfile.TemporaryDirectory(prefix="qp-xml-images-") as d:
+        make_images(d)
+        yield d
+
+
+@pytest.fixture
+def work_dir():
+    with tempfile.TemporaryDirectory(prefix="qp-xml-") as d:
+        yield pathlib.Path(d)
 
 
 def corpus_files():

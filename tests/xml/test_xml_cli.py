@@ -56,7 +56,7 @@ def reduce_owned(text):
         text = reduced
 
 @pytest.mark.parametrize("path", corpus_files(), ids=os.path.basename)
-def test_corpus_apply(path, image_dir, tmp_path):
+def test_corpus_apply(path, image_dir, work_dir):
     data = load_corpus(path, image_dir)
     p = ctl("apply-xml", "-", input=data)
     assert p.returncode == 0, p.stderr.decode()
@@ -64,7 +64,7 @@ def test_corpus_apply(path, image_dir, tmp_path):
         assert line.startswith("qcow2-policyctl: warning: -: disk "), line
         assert "raised to" in line
     out = p.stdout
-    out_file = tmp_path / "out.xml"
+    out_file = work_dir / "out.xml"
     out_file.write_bytes(out)
     validate_domain(str(out_file))
 
@@ -243,7 +243,7 @@ def test_missing_file():
     assert p.stdout == b"" and b"/nonexistent/domain.xml" in p.stderr
 
 
-def test_unreadable_image_reported(image_dir, tmp_path):
+def test_unreadable_image_reported(image_dir):
     data = load_corpus(os.path.join(HERE, "corpus", "01-minimal-top.xml"), image_dir)
     data = data.replace(b"big.qcow2", b"missing.qcow2")
     p = ctl("apply-xml", "-", input=data)
@@ -379,9 +379,9 @@ def test_chain_mismatch(image_dir, chain, needles):
             assert n in err, (n, err)
 
 
-def test_chain_match_via_other_spelling(image_dir, tmp_path):
+def test_chain_match_via_other_spelling(image_dir, work_dir):
     """A chain naming the same files by another path (a symlinked directory) matches."""
-    link = tmp_path / "imgs"
+    link = work_dir / "imgs"
     os.symlink(image_dir, link)
     chain = ("<backingStore type='file'><format type='qcow2'/><source file='%s/mid.qcow2'/>"
              "</backingStore>" % link)
