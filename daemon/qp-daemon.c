@@ -942,6 +942,9 @@ qp_daemon_schedule_reconnect(QpDaemon *self)
 }
 
 static void
+qp_daemon_close_cb(virConnectPtr conn, int reason, void *opaque);
+
+static void
 qp_daemon_drop_connection(QpDaemon *self)
 {
   if (self->conn == NULL)
@@ -951,6 +954,8 @@ qp_daemon_drop_connection(QpDaemon *self)
   if (self->cb_metadata >= 0)
     virConnectDomainEventDeregisterAny(self->conn, self->cb_metadata);
   self->cb_lifecycle = self->cb_metadata = -1;
+  /* the registration holds a reference on the connection */
+  virConnectUnregisterCloseCallback(self->conn, qp_daemon_close_cb);
   virResetLastError();
   virConnectClose(self->conn);
   self->conn = NULL;

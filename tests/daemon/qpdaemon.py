@@ -2,6 +2,7 @@
 test-driver node file, and the built qcow2-policyd driven over GDBus (python3-gi)."""
 import json
 import os
+import shlex
 import signal
 import subprocess
 import tempfile
@@ -132,10 +133,12 @@ class Daemon:
                 "--config", os.path.join(os.path.dirname(node), "qcow2-policyd.conf")]
         args += list(extra_args)
         conf = args[args.index("--config") + 1]
+        # e.g. QP_DAEMON_WRAPPER="valgrind --error-exitcode=99 --leak-check=full"
+        wrapper = shlex.split(os.environ.get("QP_DAEMON_WRAPPER", ""))
         if not os.path.exists(conf):
             with open(conf, "w") as f:
                 f.write("[daemon]\nreconcile-interval=0\n")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=e)
+        self.proc = subprocess.Popen(wrapper + args, stdout=self.log, stderr=subprocess.STDOUT, env=e)
 
     def logtext(self):
         with open(self.log.name, encoding="utf-8", errors="replace") as f:
@@ -145,7 +148,7 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
