@@ -108,6 +108,24 @@ qp_cli_table_add_field(QpCliTable *table, const char *key, char *value)
   g_ptr_array_add(table->rows, row);
 }
 
+/* Terminal columns @str takes: East Asian wide characters take two, combining marks none
+ * (so that Japanese tables line up). Bytes for text that is not UTF-8. */
+static guint
+display_width(const char *str)
+{
+  guint width = 0;
+
+  if (!g_utf8_validate(str, -1, NULL))
+    return (guint)strlen(str);
+  for (const char *p = str; *p != '\0'; p = g_utf8_next_char(p)) {
+    gunichar c = g_utf8_get_char(p);
+    if (g_unichar_iszerowidth(c))
+      continue;
+    width += g_unichar_iswide(c) ? 2 : 1;
+  }
+  return width;
+}
+
 static void
 print_row(QpCliTable *table, const guint *widths, GStrv row, FILE *stream)
 {
@@ -116,8 +134,8 @@ print_row(QpCliTable *table, const guint *widths, GStrv row, FILE *stream)
   for (guint i = 0; i < table->indent; i++)
     g_string_append_c(line, ' ');
   for (guint i = 0; i < table->n_columns; i++) {
-    glong len = g_utf8_strlen(row[i], -1);
-    guint pad = widths[i] > (guint)len ? widths[i] - (guint)len : 0;
+    guint len = display_width(row[i]);
+    guint pad = widths[i] > len ? widths[i] - len : 0;
     gboolean last = i + 1 == table->n_columns;
 
     if (i > 0)
@@ -148,7 +166,7 @@ qp_cli_table_print(QpCliTable *table, FILE *stream)
     if (row == NULL)
       continue;
     for (guint i = 0; i < table->n_columns; i++)
-      widths[i] = MAX(widths[i], (guint)g_utf8_strlen(row[i], -1));
+      widths[i] = MAX(widths[i], display_width(row[i]));
   }
   if (table->header != NULL) {
     GStrv rule = g_new0(char *, table->n_columns + 1);
@@ -188,12 +206,21 @@ qp_cli_format_share(double share)
   /* Enough digits that a share just below 1 never reads as 100 % and a tiny one never
    * as 0 %. */
   for (int digits = 0; digits <= 6; digits++) {
-    g_autofree char *text = g_strdup_printf("%.*f", digits, percent);
-    double shown = g_ascii_strtod(text, NULL);
+    char fmt[8];
+    char text[G_ASCII_DTOSTR_BUF_SIZE];
+    double shown;
+
+    /* The C locale's decimal point, as the sizes next to it (and as g_ascii_strtod reads) */
+    g_snprintf(fmt, sizeof(fmt), "%%.%df", digits);
+    g_ascii_formatd(text, sizeof(text), fmt, percent);
+    shown = g_ascii_strtod(text, NULL);
     if (shown > 0.0 && shown < 100.0 && (digits == 6 || ABS(shown - percent) / percent < 0.005))
       return g_strdup_printf("%s %%", text);
   }
-  return g_strdup_printf("%g %%", percent);
+  {
+    char text[G_ASCII_DTOSTR_BUF_SIZE];
+    return g_strdup_printf("%s %%", g_ascii_formatd(text, sizeof(text), "%g", percent));
+  }
 }
 
 void
