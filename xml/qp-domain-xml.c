@@ -482,7 +482,7 @@ write_created(GString *out, xmlNodePtr n)
     return FALSE;
   g_string_append_printf(out, "<%s", (const char *)n->name);
   for (xmlAttrPtr a = n->properties; a != NULL; a = a->next) {
-    g_autofree char *value = (char *)xmlNodeListGetString(n->doc, a->children, 0);
+    g_autofree char *value = (char *)xmlNodeListGetString(n->doc, a->children, 1);
     if (a->ns != NULL)
       return FALSE;
     g_string_append_printf(out, " %s='", (const char *)a->name);
@@ -759,8 +759,8 @@ same_tree(xmlNodePtr a, xmlNodePtr b)
         if (!xmlStrEqual(pa->children->content, pb->children->content))
           return FALSE;
       } else {
-        g_autofree char *va = (char *)xmlNodeListGetString(a->doc, pa->children, 0);
-        g_autofree char *vb = (char *)xmlNodeListGetString(b->doc, pb->children, 0);
+        g_autofree char *va = (char *)xmlNodeListGetString(a->doc, pa->children, 1);
+        g_autofree char *vb = (char *)xmlNodeListGetString(b->doc, pb->children, 1);
         if (g_strcmp0(va, vb) != 0)
           return FALSE;
       }

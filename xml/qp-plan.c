@@ -531,12 +531,20 @@ set_metadata_cache(xmlNodePtr parent, guint64 max_size)
 
   if (cache == NULL)
     cache = append_indented(parent, new_element(parent, "metadata_cache"));
-  size = qp_xml_child(cache, "max_size");
-  if (size == NULL)
-    size = append_indented(cache, new_element(parent, "max_size"));
-  else if (size->_private != (void *)qp_xml_mark_created)
-    size->_private = (void *)qp_xml_mark_rewritten; /* the user's element, now ours */
   g_snprintf(digits, sizeof(digits), "%" G_GUINT64_FORMAT, max_size);
+  size = qp_xml_child(cache, "max_size");
+  if (size == NULL) {
+    size = append_indented(cache, new_element(parent, "max_size"));
+  } else if (size->_private != (void *)qp_xml_mark_created) {
+    g_autofree char *unit = qp_xml_prop(size, "unit");
+    xmlChar *content = xmlNodeGetContent(size);
+    gboolean same = g_strcmp0(unit, "bytes") == 0 && xmlStrEqual(content, BAD_CAST digits);
+
+    xmlFree(content);
+    if (same)
+      return; /* already exactly this: the bytes stay as they are */
+    size->_private = (void *)qp_xml_mark_rewritten; /* the user's element, now ours */
+  }
   xmlSetProp(size, BAD_CAST "unit", BAD_CAST "bytes");
   xmlNodeSetContent(size, BAD_CAST digits);
 }

@@ -615,6 +615,53 @@ test_apply_byte_exact(void)
   g_assert_cmpstr(out, ==, want);
 }
 
+/* A backing file name with XML's special characters: written escaped once, read back
+ * the same, through the byte-preserving write (found by fuzz-xml-rewrite). */
+static void
+test_apply_special_names(void)
+{
+  const char *name = "a&b <c> \"d\" 'e' caf\xc3\xa9.qcow2";
+  g_autofree char *base = g_build_filename(image_dir, name, NULL);
+  g_autofree char *top = g_build_filename(image_dir, "special-top.qcow2", NULL);
+  g_autofree char *disk = g_strdup_printf("    <disk type='file' device='disk'>\n"
+                                          "      <driver name='qemu' type='qcow2'/>\n"
+                                          "      <source file='%s'/>\n"
+                                          "      <target dev='vda' bus='virtio'/>\n"
+                                          "    </disk>\n",
+                                          top);
+  g_autofree char *text = NULL;
+  g_autofree char *out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpDomainXml) doc = NULL;
+  g_autoptr(GPtrArray) disks = NULL;
+  const QpDomainDisk *d;
+  const char *argv_base[] = { "qemu-img", "create", "-q", "-f", "qcow2", base, "1G", NULL };
+  const char *argv_top[]
+      = { "qemu-img", "create", "-q", "-f", "qcow2", "-b", name, "-F", "qcow2", top, "2G", NULL };
+  int status = 0;
+
+  g_assert_true(g_spawn_sync(NULL, (char **)argv_base, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL,
+                             NULL, &status, &error));
+  g_assert_true(g_spawn_check_wait_status(status, NULL));
+  g_assert_true(g_spawn_sync(NULL, (char **)argv_top, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL,
+                             NULL, &status, &error));
+  g_assert_true(g_spawn_check_wait_status(status, NULL));
+
+  text = domain_xml("<qc:l2cache " QC " percent='100' chain='all'/>", disk);
+  out = apply(text, NULL);
+  /* the user's bytes kept: this went through the splice, not libxml2's writer */
+  g_assert_true(g_str_has_prefix(out, "<domain type='qemu'>"));
+  g_assert_nonnull(strstr(out, "a&amp;b &lt;c&gt; \"d\" &apos;e&apos; caf\xc3\xa9.qcow2'/>"));
+  doc = qp_domain_xml_parse(out, -1, &error);
+  g_assert_no_error(error);
+  disks = qp_domain_xml_get_disks(doc, &error);
+  d = g_ptr_array_index(disks, 0);
+  g_assert_cmpuint(d->layers->len, ==, 2);
+  g_assert_cmpstr(((QpDiskLayer *)g_ptr_array_index(d->layers, 1))->path, ==, base);
+  g_unlink(top);
+  g_unlink(base);
+}
+
 static void
 test_plan_raised(void)
 {
@@ -790,6 +837,7 @@ main(int argc, char **argv)
   g_test_add_func("/xml/plan/chain-top", test_plan_chain_top_keeps_backing);
   g_test_add_func("/xml/plan/raised", test_plan_raised);
   g_test_add_func("/xml/plan/byte-exact", test_apply_byte_exact);
+  g_test_add_func("/xml/plan/special-names", test_apply_special_names);
   g_test_add_func("/xml/plan/mismatch", test_plan_mismatch);
   g_test_add_func("/xml/plan/skips", test_plan_skips);
   g_test_add_func("/xml/plan/default-policy", test_plan_default_policy);
