@@ -295,6 +295,8 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
        * virDomainUpdateDeviceFlags(AFFECT_CONFIG) per disk would be narrower, but it
        * replaces a whole <disk> too, cannot add backing chains in every driver, and the
        * test driver lacks it; whole-definition define is what both drivers support. */
+      if (job->before_reread != NULL)
+        job->before_reread(dom, job->before_reread_data);
       xml_again = qp_reconcile_get_xml(dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE, error);
       if (xml_again == NULL)
         return FALSE;

@@ -36,8 +36,11 @@ typedef struct {
   char *settled_digest; /* SHA-256 of the inactive XML a previous reconcile settled on, given
                          * only for triggers that cannot change images or the policy (a
                          * DEFINED event): the same text again needs no new plan */
-  char *recent_write;   /* QpReconcileResult.write_signature of a write made within
-                         * QP_RECONCILE_LOOP_WINDOW, or NULL */
+  /* Tests only: called right before the re-read that guards against concurrent edits. */
+  void (*before_reread)(virDomainPtr dom, gpointer data);
+  gpointer before_reread_data;
+  char *recent_write; /* QpReconcileResult.write_signature of a write made within
+                       * QP_RECONCILE_LOOP_WINDOW, or NULL */
 } QpReconcileJob;
 
 typedef struct {
