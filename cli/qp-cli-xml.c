@@ -194,9 +194,10 @@ report_failures(const char *file, const QpPlan *plan)
   for (guint i = 0; i < plan->items->len; i++) {
     const QpPlanItem *item = g_ptr_array_index(plan->items, i);
     if (item->raised_to_minimum) {
+      g_autofree char *dev = qp_xml_display(item->dev, 64);
       g_printerr(_("qcow2-policyctl: warning: %s: disk “%s”, layer %u: the cap is below "
                    "QEMU's minimum cache size; raised to %" PRIu64 " bytes\n"),
-                 file, item->dev, item->depth, (uint64_t)item->max_size);
+                 file, dev, item->depth, (uint64_t)item->max_size);
     }
     if (!item->failed)
       continue;

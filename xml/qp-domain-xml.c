@@ -302,6 +302,32 @@ qp_xml_safe_parse(const char *text, gssize len, gboolean *had_decl, GHashTable *
   return NULL;
 }
 
+char *
+qp_xml_display(const char *text, gssize max_chars)
+{
+  g_autofree char *valid = g_utf8_make_valid(text != NULL ? text : "?", -1);
+  GString *out = g_string_new(NULL);
+  gssize n = 0;
+
+  for (const char *c = valid; *c != '\0'; c = g_utf8_next_char(c), n++) {
+    gunichar u = g_utf8_get_char(c);
+
+    if (max_chars >= 0 && n >= max_chars) {
+      g_string_append(out, "…");
+      break;
+    }
+    if (u == '\n')
+      g_string_append(out, "\\n");
+    else if (u == '\t')
+      g_string_append(out, "\\t");
+    else if (u < 0x20 || u == 0x7f)
+      g_string_append_printf(out, "\\x%02x", (guint)u);
+    else
+      g_string_append_unichar(out, u);
+  }
+  return g_string_free(out, FALSE);
+}
+
 xmlNodePtr
 qp_xml_child(xmlNodePtr parent, const char *name)
 {

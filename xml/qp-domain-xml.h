@@ -68,4 +68,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpDomainDisk, qp_domain_disk_free)
 GPtrArray *
 qp_domain_xml_get_disks(const QpDomainXml *doc, GError **error);
 
+/* @text made fit for one line of a message: valid UTF-8, control characters escaped
+ * ("\n", "\x01"), and cut after @max_chars characters with "…" (-1: no cut). A value
+ * from the document can then never split one problem into two lines. */
+char *
+qp_xml_display(const char *text, gssize max_chars);
+
 G_END_DECLS

@@ -13,6 +13,10 @@
 #include "qp-qcow2-file.h"
 #include "qp-xml-private.h"
 
+/* Mismatching chains listed in one error; more are counted, so a document with
+ * thousands of disks cannot make the message grow without bound. */
+#define QP_PLAN_MAX_MESSAGES 20
+
 /* Two spaces per level: how libvirt indents the XML it writes. */
 #define QP_PLAN_INDENT "  "
 
@@ -327,10 +331,12 @@ qp_plan_build(const QpDomainXml *doc, const QpPolicy *default_policy, GError **e
   g_autoptr(GPtrArray) nodes = NULL;
   g_autoptr(GPtrArray) mismatches = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GError) policy_error = NULL;
+  g_autofree char *shown_name = NULL;
 
   g_return_val_if_fail(doc != NULL, NULL);
 
   plan->name = g_strdup(qp_domain_xml_get_name(doc));
+  shown_name = qp_xml_display(plan->name, 256);
   plan->uuid = g_strdup(qp_domain_xml_get_uuid(doc));
   plan->items = g_ptr_array_new_with_free_func((GDestroyNotify)qp_plan_item_free);
   plan->policy = qp_policy_from_domain(doc, &policy_error);
@@ -344,14 +350,14 @@ qp_plan_build(const QpDomainXml *doc, const QpPolicy *default_policy, GError **e
     return g_steal_pointer(&plan);
   if (plan->policy->percent < 1 || plan->policy->percent > 100) {
     g_set_error(error, QP_XML_ERROR, QP_XML_ERROR_POLICY,
-                _("domain “%s”: percent %u is outside 1 to 100"),
-                plan->name != NULL ? plan->name : "?", plan->policy->percent);
+                _("domain “%s”: percent %u is outside 1 to 100"), shown_name,
+                plan->policy->percent);
     return NULL;
   }
 
   disks = qp_domain_xml_get_disks(doc, error);
   if (disks == NULL) {
-    g_prefix_error(error, _("domain “%s”: "), plan->name != NULL ? plan->name : "?");
+    g_prefix_error(error, _("domain “%s”: "), shown_name);
     return NULL;
   }
   nodes = qp_domain_xml_disk_nodes(doc);
@@ -361,11 +367,17 @@ qp_plan_build(const QpDomainXml *doc, const QpPolicy *default_policy, GError **e
 
   if (mismatches->len > 0) {
     g_autoptr(GString) msg = g_string_new(NULL);
-    for (guint i = 0; i < mismatches->len; i++) {
+    for (guint i = 0; i < mismatches->len && i < QP_PLAN_MAX_MESSAGES; i++) {
       if (i > 0)
         g_string_append_c(msg, '\n');
-      g_string_append(msg, g_ptr_array_index(mismatches, i));
+      {
+        g_autofree char *line = qp_xml_display(g_ptr_array_index(mismatches, i), -1);
+        g_string_append(msg, line);
+      }
     }
+    if (mismatches->len > QP_PLAN_MAX_MESSAGES)
+      g_string_append_printf(msg, _("\n… and %u more mismatching chains"),
+                             mismatches->len - QP_PLAN_MAX_MESSAGES);
     g_set_error_literal(error, QP_XML_ERROR, QP_XML_ERROR_CHAIN_MISMATCH, msg->str);
     return NULL;
   }
@@ -658,7 +670,8 @@ qp_plan_apply(QpDomainXml *doc, const QpPlan *plan, GError **error)
   }
   for (guint i = 0; i < nodes->len; i++) {
     if (!apply_disk(g_ptr_array_index(nodes, i), plan, i, error)) {
-      g_prefix_error(error, _("domain “%s”: "), plan->name != NULL ? plan->name : "?");
+      g_autofree char *shown_name = qp_xml_display(plan->name, 256);
+      g_prefix_error(error, _("domain “%s”: "), shown_name);
       return FALSE;
     }
   }

@@ -106,12 +106,7 @@ static char *
 quote_value(const char *value)
 {
   /* long enough for any legitimate value */
-  const gsize max_shown = 64;
-  g_autofree char *valid = g_utf8_make_valid(value, -1);
-
-  if (g_utf8_strlen(valid, -1) <= (glong)max_shown)
-    return g_strdup(valid);
-  return g_strdup_printf("%.*s…", (int)(g_utf8_offset_to_pointer(valid, max_shown) - valid), valid);
+  return qp_xml_display(value, 64);
 }
 
 gboolean
@@ -407,7 +402,7 @@ qp_policy_from_domain(const QpDomainXml *doc, GError **error)
   xmlNodePtr root = xmlDocGetRootElement(qp_domain_xml_get_doc(doc));
   xmlNodePtr metadata = qp_xml_child(root, "metadata");
   xmlNodePtr found = NULL;
-  const char *name = qp_domain_xml_get_name(doc);
+  g_autofree char *name = qp_xml_display(qp_domain_xml_get_name(doc), 256);
   guint count = 0;
 
   for (xmlNodePtr n = metadata != NULL ? metadata->children : NULL; n != NULL; n = n->next) {
@@ -416,8 +411,8 @@ qp_policy_from_domain(const QpDomainXml *doc, GError **error)
       continue;
     if (!xmlStrEqual(n->name, BAD_CAST QP_POLICY_ELEMENT)) {
       g_set_error(error, QP_XML_ERROR, QP_XML_ERROR_POLICY,
-                  _("domain “%s”: unknown element <%s> in the namespace %s"),
-                  name != NULL ? name : "?", (const char *)n->name, QP_POLICY_NS_URI);
+                  _("domain “%s”: unknown element <%s> in the namespace %s"), name,
+                  (const char *)n->name, QP_POLICY_NS_URI);
       return NULL;
     }
     count++;
@@ -426,8 +421,7 @@ qp_policy_from_domain(const QpDomainXml *doc, GError **error)
   }
   if (count > 1) {
     g_set_error(error, QP_XML_ERROR, QP_XML_ERROR_POLICY,
-                _("domain “%s”: %u <l2cache> elements; exactly one is allowed"),
-                name != NULL ? name : "?", count);
+                _("domain “%s”: %u <l2cache> elements; exactly one is allowed"), name, count);
     return NULL;
   }
   if (found == NULL)
@@ -441,7 +435,7 @@ qp_policy_from_domain(const QpDomainXml *doc, GError **error)
       for (guint i = 0; lines[i] != NULL; i++) {
         if (i > 0)
           g_string_append_c(msg, '\n');
-        g_string_append_printf(msg, _("domain “%s”: %s"), name != NULL ? name : "?", lines[i]);
+        g_string_append_printf(msg, _("domain “%s”: %s"), name, lines[i]);
       }
       g_free((*error)->message);
       (*error)->message = g_string_free(g_steal_pointer(&msg), FALSE);

@@ -452,6 +452,27 @@ test_policy_from_domain(void)
     g_assert_true(g_str_has_prefix(lines[i], "domain “unit”: "));
 }
 
+/* Names and values with newlines never split one problem over two lines. */
+static void
+test_policy_one_line_per_problem(void)
+{
+  const char *text = "<domain><name>two\nlines</name><metadata><qc:l2cache " QC
+                     " percent='5&#10;0' chain='a&#13;b'/></metadata></domain>";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(QpDomainXml) doc = qp_domain_xml_parse(text, -1, &error);
+  g_autoptr(QpPolicy) p = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  g_assert_no_error(error);
+  p = qp_policy_from_domain(doc, &error);
+  g_assert_null(p);
+  lines = g_strsplit(error->message, "\n", -1);
+  g_assert_cmpuint(g_strv_length(lines), ==, 2);
+  g_assert_true(g_str_has_prefix(lines[0], "domain “two\\nlines”: "));
+  g_assert_nonnull(strstr(lines[0], "“5\\n0”"));
+  g_assert_nonnull(strstr(lines[1], "“a\\x0db”"));
+}
+
 /* ---- plan and apply ---- */
 
 /* @text as libxml2 writes it (double quotes): what an unchanged document becomes. */
@@ -833,6 +854,7 @@ main(int argc, char **argv)
   g_test_add_func("/xml/policy/good", test_policy_good);
   g_test_add_func("/xml/policy/bad", test_policy_bad);
   g_test_add_func("/xml/policy/from-domain", test_policy_from_domain);
+  g_test_add_func("/xml/policy/one-line", test_policy_one_line_per_problem);
   g_test_add_func("/xml/plan/chain-all", test_plan_chain_all);
   g_test_add_func("/xml/plan/chain-top", test_plan_chain_top_keeps_backing);
   g_test_add_func("/xml/plan/raised", test_plan_raised);

@@ -87,6 +87,14 @@ def test_corpus_apply(path, image_dir, work_dir):
     # Byte for byte: with the owned constructs taken out of both, the texts are equal.
     assert reduce_owned(out) == reduce_owned(data)
 
+    # The policy element, as it stands in the output, is valid by the schema.
+    m = re.search(rb"<qc:l2cache\b[^>]*?/>|<qc:l2cache\b.*?</qc:l2cache>", out, re.S)
+    assert m, "no policy element"
+    policy_file = work_dir / "policy.xml"
+    policy_file.write_bytes(m.group(0))
+    p = run([need("xmllint"), "--noout", "--relaxng", RNG, str(policy_file)])
+    assert p.returncode == 0, p.stderr.decode()
+
     default, overrides = pol
     in_disks = {d.find("target").get("dev"): d for d in inp_tree.iterfind("devices/disk")}
     for disk in out_tree.iterfind("devices/disk"):
