@@ -20,6 +20,21 @@
  * that really uses its first cluster) do we read up to the first cluster. */
 #define QP_QCOW2_FILE_FIRST_READ 4096
 
+/* Paths and backing names are bytes from the caller and from image headers; messages
+ * go to D-Bus, JSON and logs, which carry only UTF-8. Every public function of this
+ * file passes its error through here. */
+static void
+qp_qcow2_error_make_valid(GError **error)
+{
+  if (error == NULL || *error == NULL || g_utf8_validate((*error)->message, -1, NULL))
+    return;
+  {
+    char *valid = g_utf8_make_valid((*error)->message, -1);
+    g_free((*error)->message);
+    (*error)->message = valid;
+  }
+}
+
 static gboolean
 qp_qcow2_pread_full(int fd, guint8 *buf, gsize count, guint64 offset, gsize *got, GError **error)
 {
@@ -50,8 +65,8 @@ qp_qcow2_pread_full(int fd, guint8 *buf, gsize count, guint64 offset, gsize *got
   return TRUE;
 }
 
-int
-qp_qcow2_file_open(const char *path, guint64 *file_size, GError **error)
+static int
+qp_qcow2_file_open_unchecked(const char *path, guint64 *file_size, GError **error)
 {
   struct stat st;
   int fd;
@@ -109,8 +124,18 @@ qp_qcow2_file_open(const char *path, guint64 *file_size, GError **error)
   return fd;
 }
 
-QpQcow2Header *
-qp_qcow2_file_read_header_fd(int fd, guint64 file_size, const char *path, GError **error)
+int
+qp_qcow2_file_open(const char *path, guint64 *file_size, GError **error)
+{
+  int ret = qp_qcow2_file_open_unchecked(path, file_size, error);
+
+  if (ret < 0)
+    qp_qcow2_error_make_valid(error);
+  return ret;
+}
+
+static QpQcow2Header *
+qp_qcow2_file_read_header_fd_unchecked(int fd, guint64 file_size, const char *path, GError **error)
 {
   gsize want = (gsize)MIN(file_size, (guint64)QP_QCOW2_FILE_FIRST_READ);
   g_autofree guint8 *buf = g_malloc(MAX(want, 1));
@@ -147,6 +172,16 @@ qp_qcow2_file_read_header_fd(int fd, guint64 file_size, const char *path, GError
   }
   g_propagate_prefixed_error(error, g_steal_pointer(&error_local), "%s: ", path);
   return NULL;
+}
+
+QpQcow2Header *
+qp_qcow2_file_read_header_fd(int fd, guint64 file_size, const char *path, GError **error)
+{
+  QpQcow2Header *ret = qp_qcow2_file_read_header_fd_unchecked(fd, file_size, path, error);
+
+  if (ret == NULL)
+    qp_qcow2_error_make_valid(error);
+  return ret;
 }
 
 QpQcow2Header *
@@ -202,9 +237,9 @@ qp_qcow2_file_scan_fd(int fd, guint64 file_size, const QpQcow2Header *h, QpQcow2
   return TRUE;
 }
 
-gboolean
-qp_qcow2_file_scan_allocation(const char *path, const QpQcow2Header *header, QpQcow2Allocation *out,
-                              GError **error)
+static gboolean
+qp_qcow2_file_scan_allocation_unchecked(const char *path, const QpQcow2Header *header,
+                                        QpQcow2Allocation *out, GError **error)
 {
   guint64 file_size = 0;
   gboolean ret;
@@ -223,6 +258,17 @@ qp_qcow2_file_scan_allocation(const char *path, const QpQcow2Header *header, QpQ
   close(fd);
   if (!ret)
     g_prefix_error(error, "%s: ", path);
+  return ret;
+}
+
+gboolean
+qp_qcow2_file_scan_allocation(const char *path, const QpQcow2Header *header, QpQcow2Allocation *out,
+                              GError **error)
+{
+  gboolean ret = qp_qcow2_file_scan_allocation_unchecked(path, header, out, error);
+
+  if (!ret)
+    qp_qcow2_error_make_valid(error);
   return ret;
 }
 
@@ -287,8 +333,8 @@ qp_qcow2_file_id_equal(gconstpointer a, gconstpointer b)
  * refuses an image whose number exceeds max_depth (the QEMU driver passes 200). So a
  * chain of 200 images (the top and 199 backing layers) is accepted and the 201st
  * image is refused; we count the same way. */
-GPtrArray *
-qp_qcow2_chain_resolve(const char *path, const char *format, GError **error)
+static GPtrArray *
+qp_qcow2_chain_resolve_unchecked(const char *path, const char *format, GError **error)
 {
   g_autoptr(GPtrArray) layers = g_ptr_array_new_with_free_func((GDestroyNotify)qp_qcow2_layer_free);
   g_autoptr(GHashTable) seen
@@ -380,4 +426,14 @@ qp_qcow2_chain_resolve(const char *path, const char *format, GError **error)
     g_ptr_array_add(layers, g_steal_pointer(&layer));
   }
   return g_steal_pointer(&layers);
+}
+
+GPtrArray *
+qp_qcow2_chain_resolve(const char *path, const char *format, GError **error)
+{
+  GPtrArray *ret = qp_qcow2_chain_resolve_unchecked(path, format, error);
+
+  if (ret == NULL)
+    qp_qcow2_error_make_valid(error);
+  return ret;
 }

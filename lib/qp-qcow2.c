@@ -371,7 +371,11 @@ qp_qcow2_refuse_unknown_features(QpQcow2Header *h, const guint8 *buf, gsize len,
         continue;
       if (names->len > 0)
         g_string_append(names, ", ");
-      g_string_append_printf(names, "%u (%s)", bit, f->name);
+      {
+        /* the name is 46 bytes of the image: anything at all */
+        g_autofree char *shown = g_utf8_make_valid(f->name, -1);
+        g_string_append_printf(names, "%u (%s)", bit, shown);
+      }
       break;
     }
   }
