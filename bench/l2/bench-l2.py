@@ -199,6 +199,7 @@ class Bench:
         self.skipped = []
         self.cache_source = set()
         self.minimum_sizes = ()
+        self.coverage = []
         self.est_total = 0.0  # estimated seconds of the runs made (or, with --dry-run, planned)
 
     def policy_sizes(self, img, geo):
@@ -447,6 +448,42 @@ def machine_info():
     return cpu, os.cpu_count(), qemu
 
 
+COVERAGE_SIZE = 64 * TIB  # larger than any reach of a 32 MiB cache (8 TiB at 2 MiB clusters)
+
+
+def coverage_table(ctl, tmpdir):
+    """What QEMU's default 32 MiB L2 cache maps, three ways: the arithmetic here
+    (32 MiB / entry size x cluster size), qcow2-policyctl recommend's budget-reach, and
+    qcow2-policyctl analyze's qemu-default.l2-coverage on a qemu-img-made 64 TiB image."""
+    rows = []
+    rec = {}
+    if ctl:
+        p = run([ctl, 'recommend', '--size', str(COVERAGE_SIZE), '--json'], check=False)
+        try:
+            for lay in json.loads(p.stdout)['layouts']:
+                rec[(lay['cluster-size'], lay['extended-l2'])] = lay['budget-reach']
+        except (ValueError, KeyError, TypeError):
+            pass
+    for csize in (64 * KIB, 128 * KIB, 2 * MIB):
+        for ext in (False, True):
+            reach = QEMU_DEFAULT_L2_MAX // (16 if ext else 8) * csize
+            an = None
+            if ctl:
+                img = os.path.join(tmpdir, 'coverage.qcow2')
+                run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-o',
+                     'cluster_size=%d,extended_l2=%s' % (csize, 'on' if ext else 'off'), img,
+                     str(COVERAGE_SIZE)])
+                p = run([ctl, 'analyze', '--json', img], check=False)
+                try:
+                    an = round(json.loads(p.stdout)[0]['qemu-default']['l2-coverage'] *
+                               COVERAGE_SIZE)
+                except (ValueError, KeyError, IndexError, TypeError):
+                    pass
+                os.unlink(img)
+            rows.append((csize, ext, reach, rec.get((csize, ext)), an))
+    return rows
+
+
 def write_markdown(b, path, elapsed):
     cpu, ncpu, qemu = machine_info()
     L = []
@@ -524,6 +561,18 @@ def write_markdown(b, path, elapsed):
             L.append('| %s | %s | %s | %d | %d | %d | %d | %d | %.3f |' % (
                 r['layout'], r['size'], r['cache'], r['strided']['stride'], x['n1'],
                 x['preads1'], x['n2'], x['preads2'], x['misses-per-request']))
+    if b.coverage:
+        L.append('\n## Coverage of QEMU\'s default 32 MiB L2 cache (spec section 2)\n')
+        L.append('Computed here as 32 MiB / L2 entry size × cluster size; by `qcow2-policyctl '
+                 'recommend --json` (budget-reach); and by `qcow2-policyctl analyze --json` on '
+                 'a qemu-img-made %s image (qemu-default.l2-coverage × virtual size).\n' %
+                 human(COVERAGE_SIZE))
+        L.append('| cluster size | extended_l2 | 32 MiB maps | recommend | analyze |')
+        L.append('|---|---|---|---|---|')
+        for csize, ext, reach, rec, an in b.coverage:
+            L.append('| %s | %s | %s | %s | %s |' % (
+                human(csize), 'on' if ext else 'off', human(reach),
+                '—' if rec is None else human(rec), '—' if an is None else human(an)))
     with open(path, 'w') as f:
         f.write('\n'.join(L) + '\n')
 
@@ -625,6 +674,7 @@ def main():
     b = Bench(args)
     t0 = time.monotonic()
     try:
+        b.coverage = coverage_table(args.qcow2_policyctl, b.tmpdir) if not args.dry_run else []
         # sizes outermost: when the time budget runs out, the largest sizes go first
         for sname in args.sizes.split(','):
             for lname in args.layouts.split(','):
