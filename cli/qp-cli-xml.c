@@ -64,7 +64,7 @@ parse_options(int argc, char **argv, gboolean with_json, const char *summary, Qp
     { "max", 0, 0, G_OPTION_ARG_STRING, &o->max, N_("Cap of the default policy"), "SIZE" },
     { "chain", 0, 0, G_OPTION_ARG_STRING, &o->chain,
       N_("Chain mode of the default policy: top or all"), "MODE" },
-    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o->files, NULL, N_("FILE|-") },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o->files, NULL, NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &o->json, N_("Print JSON"), NULL },
     { NULL },
   };
