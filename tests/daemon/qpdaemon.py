@@ -10,6 +10,8 @@ import time
 
 from gi.repository import Gio, GLib
 
+SOURCE_DIR = os.environ.get("QP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+BUS_POLICY = os.path.join(SOURCE_DIR, "daemon", "data", "org.qcow2policyd.Policy1.conf")
 BUILD_DIR = os.environ.get("QP_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 DAEMON = os.path.join(BUILD_DIR, "daemon", "qcow2-policyd")
 CLI = os.path.join(BUILD_DIR, "cli", "qcow2-policyctl")
@@ -38,10 +40,42 @@ def qemu_img(*args):
 class Bus:
     """A private dbus-daemon; @config None for a session-style bus."""
 
-    def __init__(self, tmpdir, system=False):
+    def __init__(self, tmpdir, system=False, include=None):
+        """@include: a bus policy file (the shipped system.d file) applied on top of the
+        system bus's default policy, which denies owning names and method calls."""
         self.tmpdir = tmpdir
         args = ["dbus-daemon", "--fork", "--print-address=1", "--print-pid=1", "--nosyslog"]
-        if system:
+        if include:
+            sock = os.path.join(tmpdir, "system_bus_socket")
+            conf = os.path.join(tmpdir, "system-bus.conf")
+            with open(conf, "w") as f:
+                # the default policy of dbus's own system.conf
+                f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={sock}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <include>{include}</include>
+</busconfig>
+""")
+            args.append("--config-file=" + conf)
+        elif system:
             sock = os.path.join(tmpdir, "system_bus_socket")
             conf = os.path.join(tmpdir, "system-bus.conf")
             with open(conf, "w") as f:

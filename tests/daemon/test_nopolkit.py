@@ -1,5 +1,6 @@
 """Without polkitd on the bus (not installed, or not running) only uid 0 may change
-anything; reading stays open."""
+anything; reading stays open. The bus runs the system bus's default policy plus the
+shipped daemon/data/org.qcow2policyd.Policy1.conf."""
 import os
 import shutil
 import subprocess
@@ -26,7 +27,7 @@ def env():
     node = os.path.join(tmp, "node.xml")
     with open(node, "w") as f:
         f.write("<node>\n" + qd.domain_xml("rootonly", UUID, [("vda", img, "qcow2")]) + "</node>\n")
-    bus = qd.Bus(tmp, system=True)
+    bus = qd.Bus(tmp, include=os.path.abspath(qd.BUS_POLICY))
     daemon = None
     try:
         daemon = qd.Daemon(bus, node, session=False)
@@ -60,3 +61,33 @@ def test_root_allowed(env):
     d.call(qd.domain_path(UUID), DOMAIN_IFACE, "SetPolicy", GLib.Variant("(ua{sv})", (50, {})))
     props = d.props(qd.domain_path(UUID))
     assert props["State"] == "applied" and props["Percent"] == 50
+
+
+def test_bus_policy_lets_only_root_own_the_name(env):
+    script = ("import sys\nfrom gi.repository import Gio, GLib\n"
+              "c = Gio.DBusConnection.new_for_address_sync(sys.argv[1], "
+              "Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | "
+              "Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)\n"
+              "print(c.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', "
+              "'org.freedesktop.DBus', 'RequestName', GLib.Variant('(su)', (sys.argv[2], 4)), "
+              "None, 0, 5000, None).unpack())\n")
+    res = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                          "/usr/bin/python3", "-c", script, env["bus"].address, qd.BUS_NAME],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0
+    assert "AccessDenied" in res.stderr
+    # and other names are not ours to hand out either
+    res = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                          "/usr/bin/python3", "-c", script, env["bus"].address, "org.example.Other"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0
+
+
+def test_bus_policy_allows_introspection_and_object_manager(env):
+    res = as_nobody(env, "--object-path", "/org/qcow2policyd/Policy1", "--method",
+                    "org.freedesktop.DBus.ObjectManager.GetManagedObjects")
+    assert res.returncode == 0 and "rootonly" in res.stdout
+    res = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                          "gdbus", "introspect", "--address", env["bus"].address, "--dest", qd.BUS_NAME,
+                          "--object-path", qd.MANAGER_PATH], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "AnalyzeImage" in res.stdout
