@@ -372,7 +372,7 @@ def test_analyze_fifo_fails_fast(env):
     start = time.monotonic()
     name, msg = call_error(env["daemon"], MANAGER_PATH, MANAGER_IFACE, "AnalyzeImage",
                            GLib.Variant("(sa{sv})", (fifo, {})), "(aa{sv})")
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 5.0  # a hang would last the 30 s call timeout
     assert name == qd.ERROR_PREFIX + "Image"
     # the daemon still answers
     assert env["daemon"].manager()["Connected"] is True
@@ -402,6 +402,6 @@ def test_replies_while_reconciling(env):
     for _ in range(20):
         start = time.monotonic()
         assert d.manager()["Connected"] is True
-        assert time.monotonic() - start < 1.0
+        assert time.monotonic() - start < 3.0  # a loaded CI machine; blocking would be 30 s
     t.join(30)
     assert done == [()]

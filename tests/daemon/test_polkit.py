@@ -169,7 +169,7 @@ def test_reads_answered_while_polkit_hangs(env):
         assert hanging, "the SetPolicy call never reached polkit"
         start = time.monotonic()
         assert env["daemon"].props(qd.domain_path(UUID))["Name"] == "guarded"
-        assert time.monotonic() - start < 1.0
+        assert time.monotonic() - start < 3.0  # a loaded CI machine; blocking would be 30 s
         assert result == []
     finally:
         pk(env, "SimulateHangActions", "(as)", ([],))
