@@ -282,7 +282,7 @@ qp_daemon_worker(gpointer data, gpointer user_data)
 {
   QpJobDone *done = g_new0(QpJobDone, 1);
 
-  done->self = g_object_ref(QP_DAEMON(user_data));
+  done->self = QP_DAEMON(user_data); /* the reference qp_daemon_entry_start took */
   done->job = data;
   done->result = qp_reconcile_run(done->job);
   g_main_context_invoke(NULL, qp_daemon_job_done_cb, done);
@@ -309,6 +309,8 @@ qp_daemon_entry_start(QpDaemon *self, QpDomainEntry *entry)
   g_ptr_array_set_size(entry->waiters_next, 0);
   entry->in_flight = TRUE;
   self->busy++;
+  /* taken here, not in the worker: the daemon cannot go away while a job is queued */
+  g_object_ref(self);
   if (!g_thread_pool_push(self->pool, job, &error))
     g_critical("cannot queue a reconcile: %s", error->message);
 }
