@@ -489,6 +489,17 @@ append_escaped(GString *out, const char *text, gboolean attribute)
     case '\'':
       g_string_append(out, attribute ? "&apos;" : "'");
       break;
+    case '\r':
+      g_string_append(out, "&#13;"); /* line-end normalization would drop it */
+      break;
+    case '\t':
+    case '\n':
+      /* attribute-value normalization would turn them into spaces */
+      if (attribute)
+        g_string_append_printf(out, "&#%d;", *c);
+      else
+        g_string_append_c(out, *c);
+      break;
     default:
       g_string_append_c(out, *c);
     }

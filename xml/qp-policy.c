@@ -458,11 +458,36 @@ format_max(guint64 max)
   return g_strdup_printf("%" G_GUINT64_FORMAT "%s", max, units[i]);
 }
 
+/* An attribute as XML reads it back unchanged: besides & < > ", the whitespace that
+ * attribute-value normalization would turn into spaces is written as references. */
 static void
 append_attr(GString *s, const char *name, const char *value)
 {
-  g_autofree char *escaped = g_markup_escape_text(value, -1);
-  g_string_append_printf(s, " %s=\"%s\"", name, escaped);
+  g_string_append_printf(s, " %s=\"", name);
+  for (const char *c = value; *c != '\0'; c++) {
+    switch (*c) {
+    case '&':
+      g_string_append(s, "&amp;");
+      break;
+    case '<':
+      g_string_append(s, "&lt;");
+      break;
+    case '>':
+      g_string_append(s, "&gt;");
+      break;
+    case '"':
+      g_string_append(s, "&quot;");
+      break;
+    case '\t':
+    case '\n':
+    case '\r':
+      g_string_append_printf(s, "&#%d;", *c);
+      break;
+    default:
+      g_string_append_c(s, *c);
+    }
+  }
+  g_string_append_c(s, '"');
 }
 
 char *

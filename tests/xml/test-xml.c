@@ -344,6 +344,19 @@ test_policy_good(void)
   g_assert_no_error(error);
   elem2 = qp_policy_to_element(p2);
   g_assert_cmpstr(elem, ==, elem2);
+
+  {
+    /* a dev with whitespace and markup survives the round trip (found by fuzz-policy) */
+    g_autoptr(QpPolicy) odd = qp_policy_parse(
+        "<l2cache percent='5'><disk dev='v&#9;d&#10;b&amp;&lt;\"' percent='7'/></l2cache>", &error);
+    g_autoptr(QpPolicy) back = NULL;
+    g_autofree char *odd_elem = NULL;
+    g_assert_no_error(error);
+    odd_elem = qp_policy_to_element(odd);
+    back = qp_policy_parse(odd_elem, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(((QpPolicyDisk *)g_ptr_array_index(back->disks, 0))->dev, ==, "v\td\nb&<\"");
+  }
 }
 
 static void
