@@ -20,15 +20,31 @@ qp_main_quiet_libvirt(void *opaque, virErrorPtr err)
 {
 }
 
+/* Levels more verbose than this are dropped: log-level=warning, message or info. */
+static GLogLevelFlags qp_main_log_drop = G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG;
+
+static GLogWriterOutput
+qp_main_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
+                   gpointer user_data)
+{
+  if ((level & qp_main_log_drop) != 0)
+    return G_LOG_WRITER_HANDLED;
+  return g_log_writer_default(level, fields, n_fields, user_data);
+}
+
 static void
 qp_main_set_log_level(const char *level, gboolean verbose)
 {
-  if (verbose || g_strcmp0(level, "debug") == 0) {
+  if (verbose || g_strcmp0(level, "debug") == 0)
+    qp_main_log_drop = 0;
+  else if (g_strcmp0(level, "info") == 0)
+    qp_main_log_drop = G_LOG_LEVEL_DEBUG;
+  else if (g_strcmp0(level, "warning") == 0)
+    qp_main_log_drop = G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG;
+  /* the default writer drops info and debug unless told otherwise */
+  if ((qp_main_log_drop & G_LOG_LEVEL_INFO) == 0)
     g_log_set_debug_enabled(TRUE);
-    g_setenv("G_MESSAGES_DEBUG", "all", TRUE);
-  } else if (g_strcmp0(level, "info") == 0) {
-    g_setenv("G_MESSAGES_DEBUG", G_LOG_DOMAIN, TRUE);
-  }
+  g_log_set_writer_func(qp_main_log_writer, NULL, NULL);
 }
 
 int
