@@ -53,18 +53,23 @@ def test_default_policy_and_interval(tmp_path):
         after = d.manager()
         assert after["ReconcileCount"] >= before["ReconcileCount"] + 2
         assert after["WriteCount"] == before["WriteCount"]
+        # log-level=info: every write is logged with the image it is for
+        assert "bare: vda layer 0: max_size" in d.logtext()
     finally:
         d.stop()
         bus.stop()
 
 
 def test_no_default_policy_leaves_domains_alone(tmp_path):
-    _, bus, d = start(str(tmp_path), "[daemon]\nreconcile-interval=0\n")
+    _, bus, d = start(str(tmp_path), "[daemon]\nreconcile-interval=0\nlog-level=warning\n")
     try:
         d.wait_settled(2)
         bare = d.props(qd.domain_path(BARE))
         assert bare["State"] == "unmanaged" and bare["WriteCount"] == 0
         assert d.manager()["DefaultPercent"] == 0
+        # log-level=warning: not even the connection message
+        assert "Connected" not in d.logtext()
+        assert "max_size" not in d.logtext()
     finally:
         d.stop()
         bus.stop()
