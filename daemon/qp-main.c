@@ -5,6 +5,7 @@
 #include <glib/gi18n.h>
 #include <libvirt-glib/libvirt-glib.h>
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
 #include <locale.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -109,6 +110,8 @@ main(int argc, char **argv)
   }
   qp_main_set_log_level(config->log_level, opt_verbose);
 
+  /* libxml2's one-time setup is not thread-safe; the workers parse domain XML */
+  xmlInitParser();
   gvir_init(NULL, NULL);
   virSetErrorFunc(NULL, qp_main_quiet_libvirt);
   /* libvirt's events run on the GLib main loop, no thread of their own */
