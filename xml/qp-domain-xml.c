@@ -31,6 +31,7 @@ struct _QpDomainXml {
   char *text; /* the document as it came, for the byte-preserving write */
   gsize text_len;
   GHashTable *spans; /* xmlNode* -> QpNodeSpan*, or NULL when unknown */
+  gboolean crlf;     /* the text ends its lines with CR LF */
 };
 
 /* Where an element is in the text (bytes): [begin, end) from '<' to after '>'. */
@@ -393,6 +394,7 @@ qp_domain_xml_parse(const char *text, gssize len, GError **error)
   doc->had_decl = had_decl;
   doc->text_len = len < 0 ? strlen(text) : (gsize)len;
   doc->text = g_strndup(text, doc->text_len);
+  doc->crlf = strstr(doc->text, "\r\n") != NULL;
   doc->spans = g_steal_pointer(&spans);
   doc->name = node_text(qp_xml_child(root, "name"));
   doc->uuid = node_text(qp_xml_child(root, "uuid"));
@@ -509,10 +511,20 @@ append_escaped(GString *out, const char *text, gboolean attribute)
 /* A node the rewrite created, written the way libvirt writes XML (single quotes). Such
  * nodes hold only elements without namespaces, attributes and plain text. */
 static gboolean
-write_created(GString *out, xmlNodePtr n)
+write_created(GString *out, xmlNodePtr n, gboolean crlf)
 {
   if (n->type == XML_TEXT_NODE) {
+    gsize from = out->len;
     append_escaped(out, (const char *)n->content, FALSE);
+    /* new line breaks as the document writes its own */
+    if (crlf) {
+      for (gsize i = from; i < out->len; i++) {
+        if (out->str[i] == '\n') {
+          g_string_insert_c(out, (gssize)i, '\r');
+          i++;
+        }
+      }
+    }
     return TRUE;
   }
   if (n->type != XML_ELEMENT_NODE || n->ns != NULL || n->nsDef != NULL)
@@ -532,7 +544,7 @@ write_created(GString *out, xmlNodePtr n)
   }
   g_string_append_c(out, '>');
   for (xmlNodePtr c = n->children; c != NULL; c = c->next) {
-    if (!write_created(out, c))
+    if (!write_created(out, c, crlf))
       return FALSE;
   }
   g_string_append_printf(out, "</%s>", (const char *)n->name);
@@ -541,13 +553,13 @@ write_created(GString *out, xmlNodePtr n)
 
 /* The siblings @first..@last, created by the rewrite or rewritten by it. */
 static char *
-dump_nodes(xmlNodePtr first, xmlNodePtr last)
+dump_nodes(const QpDomainXml *doc, xmlNodePtr first, xmlNodePtr last)
 {
   g_autoptr(GString) own = g_string_new(NULL);
   gboolean ok = TRUE;
 
   for (xmlNodePtr n = first; n != NULL && ok; n = n->next) {
-    ok = write_created(own, n);
+    ok = write_created(own, n, doc->crlf);
     if (n == last)
       break;
   }
@@ -633,7 +645,7 @@ group_edit(const QpDomainXml *doc, xmlNodePtr parent, xmlNodePtr first, xmlNodeP
     return FALSE;
   for (xmlNodePtr n = parent->children; n != NULL; n = n->next)
     all_created = all_created && is_created(n);
-  dump = dump_nodes(first, last);
+  dump = dump_nodes(doc, first, last);
   if (dump == NULL)
     return FALSE;
 
@@ -683,7 +695,7 @@ collect_edits(const QpDomainXml *doc, xmlNodePtr node, GArray *edits)
       const QpNodeSpan *span = span_of(doc, c);
       if (span == NULL)
         return FALSE;
-      add_edit(edits, span->begin, span->end, dump_nodes(c, c));
+      add_edit(edits, span->begin, span->end, dump_nodes(doc, c, c));
       continue;
     }
     if (is_created(c)) {

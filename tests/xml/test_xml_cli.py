@@ -505,3 +505,15 @@ def test_nothing_on_stderr_from_libxml2():
     p = ctl("apply-xml", "-", input=b"<domain><a></b></domain>")
     assert p.returncode == 1
     assert len(p.stderr.decode().splitlines()) == 1
+
+
+def test_crlf_and_bom_kept(image_dir):
+    data = load_corpus(os.path.join(HERE, "corpus", "02-chain-all-implicit.xml"), image_dir)
+    lf = ctl("apply-xml", "-", input=data)
+    assert lf.returncode == 0
+    crlf = ctl("apply-xml", "-", input=data.replace(b"\n", b"\r\n"))
+    assert crlf.returncode == 0
+    assert crlf.stdout == lf.stdout.replace(b"\n", b"\r\n")
+    bom = ctl("apply-xml", "-", input=b"\xef\xbb\xbf" + data)
+    assert bom.returncode == 0
+    assert bom.stdout == b"\xef\xbb\xbf" + lf.stdout
