@@ -330,6 +330,60 @@ test_default_policy(Fixture *fx, gconstpointer data)
   g_assert_cmpuint(result->percent, ==, 25);
 }
 
+static void
+qemu_img(const char *const *args)
+{
+  g_autoptr(GError) error = NULL;
+  int status = -1;
+  g_assert_true(g_spawn_sync(NULL, (char **)args, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
+                             &status, &error));
+  g_assert_no_error(error);
+  g_assert_cmpint(status, ==, 0);
+}
+
+static void
+test_chain_mismatch_is_an_error(Fixture *fx, gconstpointer data)
+{
+  g_autofree char *base = g_build_filename(fx->dir, "base.qcow2", NULL);
+  g_autofree char *top = g_build_filename(fx->dir, "top.qcow2", NULL);
+  g_autofree char *xml = NULL;
+  g_autofree char *after = NULL;
+  const char *create_base[] = { "qemu-img", "create", "-q", "-f", "qcow2", base, "10G", NULL };
+  const char *create_top[] = { "qemu-img",   "create", "-q",    "-f", "qcow2", "-b",
+                               "base.qcow2", "-F",     "qcow2", top,  "10G",   NULL };
+  virDomainPtr dom;
+  g_autoptr(QpReconcileJob) job = NULL;
+  g_autoptr(QpReconcileResult) result = NULL;
+
+  qemu_img(create_base);
+  qemu_img(create_top);
+  /* the explicit chain names the top image itself as its backing file: not what the
+   * header says, so nothing may be written */
+  xml = g_strdup_printf(
+      "<domain type='test'><name>chained</name>"
+      "<uuid>9a9a9a9a-0000-4000-8000-0000000000c1</uuid><memory>65536</memory>"
+      "<metadata><qc:l2cache xmlns:qc='http://qcow2policyd.org/schemas/l2cache/1.0' "
+      "percent='100' chain='all'/></metadata><os><type>hvm</type></os><devices>"
+      "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+      "<source file='%s'/><backingStore type='file'><format type='qcow2'/>"
+      "<source file='%s'/><backingStore/></backingStore>"
+      "<target dev='vda' bus='virtio'/></disk></devices></domain>",
+      top, fx->image);
+  dom = virDomainDefineXML(fx->conn, xml);
+  g_assert_nonnull(dom);
+  job = job_new(fx, "9a9a9a9a-0000-4000-8000-0000000000c1");
+  result = qp_reconcile_run(job);
+  g_assert_cmpstr(result->state, ==, "error");
+  g_assert_error(result->error, QP_ERROR, QP_ERROR_CHAIN_MISMATCH);
+  g_assert_cmpuint(result->writes, ==, 0);
+  after = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
+  g_assert_null(strstr(after, "metadata_cache"));
+  virDomainUndefine(dom);
+  virDomainFree(dom);
+  g_unlink(top);
+  g_unlink(base);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -345,5 +399,6 @@ main(int argc, char **argv)
   ADD("/reconcile/vanished-domain", test_vanished_domain);
   ADD("/reconcile/set-policy-keeps-overrides", test_set_policy_keeps_overrides);
   ADD("/reconcile/default-policy", test_default_policy);
+  ADD("/reconcile/chain-mismatch-is-an-error", test_chain_mismatch_is_an_error);
   return g_test_run();
 }
