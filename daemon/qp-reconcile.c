@@ -4,6 +4,7 @@
 #include "qp-reconcile.h"
 
 #include <glib/gi18n.h>
+#include <inttypes.h>
 
 #include "qp-error.h"
 #include "qp-figures.h"
@@ -227,8 +228,8 @@ qp_reconcile_verify(virDomainPtr dom, const QpPlan *plan, GError **error)
     }
     if (!kept) {
       g_set_error(error, QP_ERROR, QP_ERROR_LIBVIRT,
-                  _("libvirt did not keep max_size %" G_GUINT64_FORMAT " for %s layer %u"),
-                  item->max_size, item->dev, item->depth);
+                  _("libvirt did not keep max_size %" PRIu64 " for %s layer %u"), item->max_size,
+                  item->dev, item->depth);
       return NULL;
     }
   }
