@@ -210,6 +210,8 @@ qp_daemon_apply_result(QpDaemon *self, QpDomainEntry *entry, const QpReconcileRe
   qp_domain_set_write_count(entry->iface, qp_domain_get_write_count(entry->iface) + result->writes);
   g_object_thaw_notify(G_OBJECT(entry->iface));
   if (created) {
+    /* drop the change notifications queued while unexported: InterfacesAdded has it all */
+    g_dbus_interface_skeleton_flush(G_DBUS_INTERFACE_SKELETON(entry->iface));
     self->exported++;
     g_dbus_object_manager_server_export(self->object_manager,
                                         G_DBUS_OBJECT_SKELETON(entry->object));
