@@ -314,6 +314,22 @@ qp_cli_daemon_domains(GVariant *objects)
   return domains;
 }
 
+/* One message per domain in error on stderr; the exit status (spec section 5). */
+static int
+qp_cli_report_failures(GPtrArray *domains)
+{
+  guint failed = 0;
+  for (guint i = 0; i < domains->len; i++) {
+    GVariant *props = g_ptr_array_index(domains, i);
+    if (g_str_equal(qp_cli_lookup_s(props, "State"), "error")) {
+      g_printerr("qcow2-policyctl: %s: %s\n", qp_cli_lookup_s(props, "Name"),
+                 qp_cli_lookup_s(props, "Error"));
+      failed++;
+    }
+  }
+  return failed > 0 ? QP_CLI_EXIT_FAILURE : QP_CLI_EXIT_OK;
+}
+
 static char *
 qp_cli_policy_text(GVariant *props)
 {
@@ -420,7 +436,7 @@ qp_cli_status(int argc, char **argv)
         g_strdup_printf("%" G_GUINT64_FORMAT, qp_cli_lookup_t(manager, "WriteCount")));
     qp_cli_table_print(t, stdout);
   }
-  return QP_CLI_EXIT_OK;
+  return qp_cli_report_failures(domains);
 }
 
 int
@@ -468,7 +484,7 @@ qp_cli_list(int argc, char **argv)
     }
     qp_cli_table_print(t, stdout);
   }
-  return QP_CLI_EXIT_OK;
+  return qp_cli_report_failures(domains);
 }
 
 static char *
@@ -716,30 +732,22 @@ qp_cli_reconcile(int argc, char **argv)
     return QP_CLI_EXIT_FAILURE;
   }
   domains = qp_cli_daemon_domains(objects);
+  for (guint i = 0; i < domains->len; i++) {
+    if (g_str_equal(qp_cli_lookup_s(g_ptr_array_index(domains, i), "State"), "error"))
+      failed++;
+  }
   if (opts.json) {
     g_autoptr(JsonBuilder) b = json_builder_new();
     g_autoptr(JsonNode) root = NULL;
     json_builder_begin_array(b);
-    for (guint i = 0; i < domains->len; i++) {
-      GVariant *props = g_ptr_array_index(domains, i);
-      json_builder_add_value(b, qp_cli_domain_json(props));
-      if (g_str_equal(qp_cli_lookup_s(props, "State"), "error"))
-        failed++;
-    }
+    for (guint i = 0; i < domains->len; i++)
+      json_builder_add_value(b, qp_cli_domain_json(g_ptr_array_index(domains, i)));
     json_builder_end_array(b);
     root = json_builder_get_root(b);
     qp_cli_json_print(root);
   } else {
-    for (guint i = 0; i < domains->len; i++) {
-      GVariant *props = g_ptr_array_index(domains, i);
-      if (g_str_equal(qp_cli_lookup_s(props, "State"), "error")) {
-        g_printerr("qcow2-policyctl: %s: %s\n", qp_cli_lookup_s(props, "Name"),
-                   qp_cli_lookup_s(props, "Error"));
-        failed++;
-      }
-    }
     printf(ngettext("Reconciled %u domain", "Reconciled %u domains", domains->len), domains->len);
     printf(ngettext(", %u in error.\n", ", %u in error.\n", failed), failed);
   }
-  return failed > 0 ? QP_CLI_EXIT_FAILURE : QP_CLI_EXIT_OK;
+  return qp_cli_report_failures(domains);
 }

@@ -45,7 +45,9 @@ def ctl(env, *args):
 
 def test_status_json(env):
     res = ctl(env, "status", "--json")
-    assert res.returncode == 0, res.stderr
+    # exit 1: a domain is in error, named on stderr
+    assert res.returncode == 1, res.stderr
+    assert "broken" in res.stderr
     st = json.loads(res.stdout)
     assert st["connected"] is True
     assert st["domains"] == 3
@@ -55,19 +57,20 @@ def test_status_json(env):
 
 def test_status_table(env):
     res = ctl(env, "status")
-    assert res.returncode == 0
+    assert res.returncode == 1
     assert "connected" in res.stdout and "3: 1 applied" in res.stdout
 
 
 def test_list_json_and_table(env):
     res = ctl(env, "list", "--json")
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.count("qcow2-policyctl: ") == 1 and "broken: " in res.stderr
     doms = {d["name"]: d for d in json.loads(res.stdout)}
     assert set(doms) == set(UUIDS)
     assert doms["web"]["state"] == "applied" and doms["web"]["percent"] == 100
     assert doms["broken"]["state"] == "error" and "50%" in doms["broken"]["error"]
     res = ctl(env, "list")
-    assert res.returncode == 0
+    assert res.returncode == 1
     lines = res.stdout.splitlines()
     assert lines[0].split()[:3] == ["DOMAIN", "STATE", "POLICY"]
     assert any(l.split()[:2] == ["web", "applied"] for l in lines)
@@ -125,6 +128,7 @@ def test_reconcile(env):
     res = ctl(env, "reconcile", "--json")
     # the broken domain makes it exit 1, after reconciling everything
     assert res.returncode == 1
+    assert "broken" in res.stderr
     assert len(json.loads(res.stdout)) == 3
     res = ctl(env, "reconcile")
     assert res.returncode == 1
