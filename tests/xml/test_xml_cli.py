@@ -517,3 +517,13 @@ def test_crlf_and_bom_kept(image_dir):
     bom = ctl("apply-xml", "-", input=b"\xef\xbb\xbf" + data)
     assert bom.returncode == 0
     assert bom.stdout == b"\xef\xbb\xbf" + lf.stdout
+
+
+def test_large_document_byte_exact(image_dir):
+    """Offsets stay exact past libxml2's input buffer refills (a 2 MB description)."""
+    data = load_corpus(os.path.join(HERE, "corpus", "02-chain-all-implicit.xml"), image_dir)
+    data = data.replace(b"<memory ", b"<!-- %s -->\n  <memory " % (b"x" * 2 * MIB), 1)
+    p = ctl("apply-xml", "-", input=data)
+    assert p.returncode == 0, p.stderr.decode()
+    assert b"<max_size unit='bytes'>" in p.stdout  # the byte-preserving write, no fallback
+    assert reduce_owned(p.stdout) == reduce_owned(data)
