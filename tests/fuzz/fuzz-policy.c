@@ -80,7 +80,8 @@ qp_fuzz_policy(const uint8_t *data, size_t size)
     g_assert_cmpuint(g_strv_length(lines), <=, QP_FUZZ_MAX_PROBLEM_LINES);
     if (error->code == QP_XML_ERROR_POLICY) {
       for (guint i = 0; lines[i] != NULL; i++)
-        g_assert(lines[i][0] == '<' || g_str_has_prefix(lines[i], "more than ")
+        g_assert(lines[i][0] == '<' || g_str_has_prefix(lines[i], "expected the element ")
+                 || g_str_has_prefix(lines[i], "more than ")
                  || g_str_has_prefix(lines[i], "… and "));
     }
     return 0;
