@@ -23,6 +23,7 @@ Writes bench-daemon.md and bench-daemon.json into --out-dir.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -251,6 +252,51 @@ def profile(daemon, tmp, n, images, out_dir):
     return '\n'.join(lines[:45])
 
 
+MASSIF_DOMAINS = 500  # massif runs the daemon 20-50x slower: enough domains to rank the sites
+
+
+def massif(daemon, tmp, images, out_dir):
+    """valgrind --tool=massif of a start with MASSIF_DOMAINS domains: the heap at its peak,
+    and the bytes under each function of the daemon, libvirt and GDBus (summed over the
+    allocation paths through it)."""
+    if shutil.which('valgrind') is None:
+        return 'valgrind not installed'
+    data = os.path.join(out_dir, 'bench-daemon-massif.out')
+    try:
+        run_one(daemon, tmp, MASSIF_DOMAINS, images, 900,
+                prefix=('valgrind', '--tool=massif', '--massif-out-file=' + data, '--'))
+    except RuntimeError as e:
+        return 'massif run failed: %s' % e
+    rep = subprocess.run(['ms_print', '--threshold=0.5', data], capture_output=True,
+                         text=True).stdout
+    peak_id = None
+    m = re.search(r'Detailed snapshots: \[[^\]]*?(\d+) \(peak\)', rep)
+    if m:
+        peak_id = m.group(1)
+    tot = {}
+    peak = None
+    inside = False
+    for l in rep.splitlines():
+        m = re.match(r'^\s*(\d+)\s+[\d,]+\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)', l)
+        if m:
+            inside = m.group(1) == peak_id
+            if inside:
+                peak = [int(x.replace(',', '')) for x in m.groups()[1:]]
+            continue
+        if not inside:
+            continue
+        m = re.search(r'->\s*[\d.]+% \(([\d,]+)B\) 0x[0-9A-F]+: (\S+)', l)
+        if m and m.group(2).startswith(('qp_', 'vir', 'g_dbus', 'xmlRead', 'xmlCtxt')):
+            tot[m.group(2)] = tot.get(m.group(2), 0) + int(m.group(1).replace(',', ''))
+    if not peak:
+        return 'no peak snapshot in %s' % data
+    out = ['heap at the peak, %d domains: %.1f MiB (%.1f MiB requested, %.1f MiB malloc '
+           'overhead)' % (MASSIF_DOMAINS, peak[0] / 2**20, peak[1] / 2**20, peak[2] / 2**20)]
+    for k, v in sorted(tot.items(), key=lambda kv: -kv[1])[:12]:
+        out.append('%8.1f KiB %5.1f%%  %s' % (v / 1024, 100.0 * v / peak[0], k))
+    return '\n'.join(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--daemon', required=True, help='the built qcow2-policyd')
@@ -258,6 +304,9 @@ def main():
     ap.add_argument('--counts', default='100,1000,10000')
     ap.add_argument('--runs', type=int, default=3, help='starts per count (median reported)')
     ap.add_argument('--timeout', type=float, default=300)
+    ap.add_argument('--massif', action='store_true',
+                    help='with --profile: also a valgrind massif heap profile (%d domains)'
+                    % MASSIF_DOMAINS)
     ap.add_argument('--profile', action='store_true',
                     help='record a perf profile of the %d-domain start' % TARGET_N)
     args = ap.parse_args()
@@ -268,6 +317,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix='bench-daemon-')
     results = []
     prof = None
+    heap = None
     try:
         images = make_images(tmp)
         for n in [int(c) for c in args.counts.split(',')]:
@@ -286,6 +336,8 @@ def main():
                              tgt[0]['max-rss-kib'] > TARGET_RSS_MIB * 1024)
         if args.profile and missed:
             prof = profile(args.daemon, tmp, TARGET_N, images, args.out_dir)
+            if args.massif:
+                heap = massif(args.daemon, tmp, images, args.out_dir)
         elif args.profile:
             prof = 'targets met: no profile recorded'
     finally:
@@ -342,6 +394,11 @@ def main():
         L.append('\n## perf profile of the %d-domain start (perf record --call-graph dwarf)\n'
                  % TARGET_N)
         L.append('```\n%s\n```' % prof)
+    if heap:
+        L.append('\n## Heap profile (valgrind --tool=massif)\n')
+        L.append('Bytes live at the heap\'s peak under each function (summed over the '
+                 'allocation paths through it, so nested functions overlap).\n')
+        L.append('```\n%s\n```' % heap)
     if results and 'sample' in results[0]:
         L.append('\nA domain as the daemon reports it: `%s`' %
                  json.dumps(results[0]['sample'], default=str)[:600])
