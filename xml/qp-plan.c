@@ -357,6 +357,11 @@ qp_plan_build(const QpDomainXml *doc, const QpPolicy *default_policy, GError **e
 
   disks = qp_domain_xml_get_disks(doc, error);
   if (disks == NULL) {
+    if (error != NULL && *error != NULL) {
+      char *one_line = qp_xml_display((*error)->message, -1);
+      g_free((*error)->message);
+      (*error)->message = one_line;
+    }
     g_prefix_error(error, _("domain “%s”: "), shown_name);
     return NULL;
   }

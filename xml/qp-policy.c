@@ -90,14 +90,17 @@ typedef struct {
 static void G_GNUC_PRINTF(2, 3) problem(QpProblems *p, const char *fmt, ...)
 {
   va_list args;
+  g_autofree char *line = NULL;
 
   if (p->problems->len >= QP_POLICY_MAX_PROBLEMS) {
     p->dropped++;
     return;
   }
   va_start(args, fmt);
-  g_ptr_array_add(p->problems, g_strdup_vprintf(fmt, args));
+  line = g_strdup_vprintf(fmt, args);
   va_end(args);
+  /* values quoted by other layers (qp_size_parse) may hold line breaks too */
+  g_ptr_array_add(p->problems, qp_xml_display(line, -1));
 }
 
 /* Quote a value for a message: shown whole when short, cut when long, so a 10 MB
