@@ -15,16 +15,16 @@ typedef struct {
 } QpCliCommand;
 
 static const QpCliCommand commands[] = {
-  {"analyze", qp_cli_analyze, N_("Show qcow2 geometry and cache figures of image files")},
-  {"recommend", qp_cli_recommend, N_("Compare cluster layouts for a disk size")},
-  {"plan", qp_cli_plan, N_("Show what the policy in a domain XML file would write")},
-  {"apply-xml", qp_cli_apply_xml, N_("Print a domain XML file with the policy applied")},
-  {"status", qp_cli_status, N_("Show the daemon's state")},
-  {"list", qp_cli_list, N_("List domains and their policy state")},
-  {"show", qp_cli_show, N_("Show one domain's disks and figures")},
-  {"set", qp_cli_set, N_("Set a domain's policy")},
-  {"clear", qp_cli_clear, N_("Remove a domain's policy")},
-  {"reconcile", qp_cli_reconcile, N_("Reconcile every domain now")},
+  { "analyze", qp_cli_analyze, N_("Show qcow2 geometry and cache figures of image files") },
+  { "recommend", qp_cli_recommend, N_("Compare cluster layouts for a disk size") },
+  { "plan", qp_cli_plan, N_("Show what the policy in a domain XML file would write") },
+  { "apply-xml", qp_cli_apply_xml, N_("Print a domain XML file with the policy applied") },
+  { "status", qp_cli_status, N_("Show the daemon's state") },
+  { "list", qp_cli_list, N_("List domains and their policy state") },
+  { "show", qp_cli_show, N_("Show one domain's disks and figures") },
+  { "set", qp_cli_set, N_("Set a domain's policy") },
+  { "clear", qp_cli_clear, N_("Remove a domain's policy") },
+  { "reconcile", qp_cli_reconcile, N_("Reconcile every domain now") },
 };
 
 void
@@ -57,8 +57,8 @@ main(int argc, char **argv)
     print_usage(stderr);
     return QP_CLI_EXIT_USAGE;
   }
-  if (g_str_equal(argv[1], "--help") || g_str_equal(argv[1], "-h") ||
-      g_str_equal(argv[1], "help")) {
+  if (g_str_equal(argv[1], "--help") || g_str_equal(argv[1], "-h")
+      || g_str_equal(argv[1], "help")) {
     print_usage(stdout);
     return QP_CLI_EXIT_OK;
   }

@@ -14,22 +14,33 @@ G_BEGIN_DECLS
 typedef int (*QpCliCommandFunc)(int argc, char **argv);
 
 /* qp-cli-analyze.c: work on image files, no daemon. */
-int qp_cli_analyze(int argc, char **argv);
-int qp_cli_recommend(int argc, char **argv);
+int
+qp_cli_analyze(int argc, char **argv);
+int
+qp_cli_recommend(int argc, char **argv);
 
 /* qp-cli-xml.c: work on a domain XML file, no daemon. */
-int qp_cli_plan(int argc, char **argv);
-int qp_cli_apply_xml(int argc, char **argv);
+int
+qp_cli_plan(int argc, char **argv);
+int
+qp_cli_apply_xml(int argc, char **argv);
 
 /* qp-cli-daemon.c: talk to qcow2-policyd over D-Bus. */
-int qp_cli_status(int argc, char **argv);
-int qp_cli_list(int argc, char **argv);
-int qp_cli_show(int argc, char **argv);
-int qp_cli_set(int argc, char **argv);
-int qp_cli_clear(int argc, char **argv);
-int qp_cli_reconcile(int argc, char **argv);
+int
+qp_cli_status(int argc, char **argv);
+int
+qp_cli_list(int argc, char **argv);
+int
+qp_cli_show(int argc, char **argv);
+int
+qp_cli_set(int argc, char **argv);
+int
+qp_cli_clear(int argc, char **argv);
+int
+qp_cli_reconcile(int argc, char **argv);
 
 /* Print "qcow2-policyctl: CONTEXT: MESSAGE" on stderr (one line per failure). */
-void qp_cli_print_error(const char *context, const GError *error);
+void
+qp_cli_print_error(const char *context, const GError *error);
 
 G_END_DECLS
