@@ -37,6 +37,30 @@ static const QpSizeUnit qp_size_units[] = {
   { "eb", 1000000000000000000ULL },
 };
 
+/* @str for a message: UTF-8, control characters as \xNN so that the message stays one
+ * line, and cut after QP_SIZE_QUOTE_MAX characters so that a huge value (an attribute
+ * of a 16 MiB document) never makes a huge message. */
+#define QP_SIZE_QUOTE_MAX 64 /* far longer than any size anyone writes */
+
+static char *
+qp_size_quote(const char *str)
+{
+  g_autofree char *valid = g_utf8_make_valid(str, -1);
+  GString *out = g_string_new(NULL);
+  const char *c = valid;
+
+  for (guint n = 0; *c != '\0' && n < QP_SIZE_QUOTE_MAX; c = g_utf8_next_char(c), n++) {
+    gunichar u = g_utf8_get_char(c);
+    if (u < 0x20 || u == 0x7f)
+      g_string_append_printf(out, "\\x%02x", u);
+    else
+      g_string_append_unichar(out, u);
+  }
+  if (*c != '\0')
+    g_string_append(out, "…");
+  return g_string_free(out, FALSE);
+}
+
 gboolean
 qp_size_parse(const char *str, guint64 *out, GError **error)
 {
@@ -48,15 +72,17 @@ qp_size_parse(const char *str, guint64 *out, GError **error)
   g_return_val_if_fail(out != NULL, FALSE);
 
   if (!g_ascii_isdigit(*p)) {
+    g_autofree char *shown = qp_size_quote(str);
     g_set_error(error, QP_SIZE_ERROR, QP_SIZE_ERROR_INVALID,
-                _("invalid size '%s': expected an unsigned integer with an optional unit"), str);
+                _("invalid size '%s': expected an unsigned integer with an optional unit"), shown);
     return FALSE;
   }
   for (; g_ascii_isdigit(*p); p++) {
     guint digit = (guint)(*p - '0');
     if (number > (G_MAXUINT64 - digit) / 10) {
+      g_autofree char *shown = qp_size_quote(str);
       g_set_error(error, QP_SIZE_ERROR, QP_SIZE_ERROR_OVERFLOW,
-                  _("size '%s' is too large (the limit is %" PRIu64 " bytes)"), str, G_MAXUINT64);
+                  _("size '%s' is too large (the limit is %" PRIu64 " bytes)"), shown, G_MAXUINT64);
       return FALSE;
     }
     number = number * 10 + digit;
@@ -67,18 +93,23 @@ qp_size_parse(const char *str, guint64 *out, GError **error)
     if (strcmp(unit, qp_size_units[i].suffix) != 0)
       continue;
     if (number > G_MAXUINT64 / qp_size_units[i].scale) {
+      g_autofree char *shown = qp_size_quote(str);
       g_set_error(error, QP_SIZE_ERROR, QP_SIZE_ERROR_OVERFLOW,
-                  _("size '%s' is too large (the limit is %" PRIu64 " bytes)"), str, G_MAXUINT64);
+                  _("size '%s' is too large (the limit is %" PRIu64 " bytes)"), shown, G_MAXUINT64);
       return FALSE;
     }
     *out = number * qp_size_units[i].scale;
     return TRUE;
   }
 
-  g_set_error(error, QP_SIZE_ERROR, QP_SIZE_ERROR_INVALID,
-              _("invalid size '%s': unknown unit '%s' (use B, K, KiB, M, MiB, G, GiB, T, TiB, "
-                "P, PiB, E, EiB, KB, MB, GB, TB, PB or EB)"),
-              str, p);
+  {
+    g_autofree char *shown = qp_size_quote(str);
+    g_autofree char *shown_unit = qp_size_quote(p);
+    g_set_error(error, QP_SIZE_ERROR, QP_SIZE_ERROR_INVALID,
+                _("invalid size '%s': unknown unit '%s' (use B, K, KiB, M, MiB, G, GiB, T, TiB, "
+                  "P, PiB, E, EiB, KB, MB, GB, TB, PB or EB)"),
+                shown, shown_unit);
+  }
   return FALSE;
 }
 

@@ -68,9 +68,27 @@ test_size_rejects(void)
     g_assert_false(qp_size_parse(invalid[i], &value, &error));
     g_assert_error(error, QP_SIZE_ERROR, QP_SIZE_ERROR_INVALID);
     g_assert_cmpuint(value, ==, 42);
-    /* Errors quote the input. */
-    g_assert_nonnull(strstr(error->message, invalid[i]));
+    /* Errors quote the input, control characters escaped so the message is one line. */
+    if (g_str_equal(invalid[i], "1\n"))
+      g_assert_nonnull(strstr(error->message, "'1\\x0a'"));
+    else
+      g_assert_nonnull(strstr(error->message, invalid[i]));
+    g_assert_null(strchr(error->message, '\n'));
   }
+}
+
+static void
+test_size_long_input_cut(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *huge = g_strnfill(1024 * 1024, '7');
+  guint64 value = 0;
+
+  /* a megabyte of digits overflows; the message quotes only its start */
+  g_assert_false(qp_size_parse(huge, &value, &error));
+  g_assert_error(error, QP_SIZE_ERROR, QP_SIZE_ERROR_OVERFLOW);
+  g_assert_cmpuint(strlen(error->message), <, 256);
+  g_assert_nonnull(strstr(error->message, "…"));
 }
 
 static void
@@ -121,6 +139,7 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/size/units", test_size_units);
   g_test_add_func("/size/rejects", test_size_rejects);
+  g_test_add_func("/size/long-input-cut", test_size_long_input_cut);
   g_test_add_func("/size/overflow", test_size_overflow);
   g_test_add_func("/size/format", test_size_format);
   return g_test_run();
