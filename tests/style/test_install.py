@@ -26,6 +26,7 @@ EXPECTED = [
     ("man qcow2-policyd.conf(5)", "*/man/man5/qcow2-policyd.conf.5"),
     ("man qcow2-policyd-l2cache(5)", "*/man/man5/qcow2-policyd-l2cache.5"),
     ("bash completion", "*/bash-completion/completions/qcow2-policyctl"),
+    ("operator's guide", "*/doc/qcow2-policyd/guide.md"),
     ("systemd unit", "*/system/qcow2-policyd.service"),
     ("D-Bus system policy", "*/dbus-1/system.d/org.qcow2policyd.Policy1.conf"),
     ("D-Bus activation file", "*/dbus-1/system-services/org.qcow2policyd.Policy1.service"),
