@@ -100,9 +100,13 @@ collect_error(void *user_data, xmlErrorPtr err)
   if (state == NULL || state->have_error || err->level < XML_ERR_ERROR)
     return;
   state->have_error = TRUE;
-  state->error_message = g_strchomp(g_strdup(err->message != NULL ? err->message : "?"));
-  /* libxml2 splits some messages over lines; a failure is reported on one */
-  g_strdelimit(state->error_message, "\n", ' ');
+  {
+    g_autofree char *message = g_strchomp(g_strdup(err->message != NULL ? err->message : "?"));
+    /* libxml2 splits some messages over lines, and quotes the input cut anywhere, even
+     * inside a UTF-8 sequence: a failure is reported on one line of valid text */
+    g_strdelimit(message, "\n", ' ');
+    state->error_message = qp_xml_display(message, 512);
+  }
   state->error_line = err->line;
   state->error_column = err->int2;
 }

@@ -242,6 +242,28 @@ test_parse_hostile(void)
   expect_refused(big, -1, QP_XML_ERROR_LIMIT, "limit");
 }
 
+/* libxml2 quotes the input in some messages, cut anywhere: ours stay valid UTF-8 on one
+ * line (found by fuzz-policy). */
+static void
+test_parse_error_text(void)
+{
+  for (guint k = 0; k < 100; k++) {
+    g_autoptr(GString) s = g_string_new("<domain><!-- ");
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QpDomainXml) doc = NULL;
+
+    for (guint i = 0; i < k; i++)
+      g_string_append_c(s, 'x');
+    for (guint i = 0; i < 40; i++)
+      g_string_append(s, "\xe2\x80\xa6\n");
+    doc = qp_domain_xml_parse(s->str, -1, &error);
+    g_assert_null(doc);
+    g_assert_error(error, QP_XML_ERROR, QP_XML_ERROR_PARSE);
+    g_assert_true(g_utf8_validate(error->message, -1, NULL));
+    g_assert_null(strchr(error->message, '\n'));
+  }
+}
+
 static void
 test_parse_depth_limit_exact(void)
 {
@@ -862,6 +884,7 @@ main(int argc, char **argv)
   g_test_add_func("/xml/parse/scaled", test_parse_scaled);
   g_test_add_func("/xml/parse/hostile", test_parse_hostile);
   g_test_add_func("/xml/parse/depth-limit", test_parse_depth_limit_exact);
+  g_test_add_func("/xml/parse/error-text", test_parse_error_text);
   g_test_add_func("/xml/parse/truncated", test_parse_truncated);
   g_test_add_func("/xml/parse/to-string", test_to_string_roundtrip);
   g_test_add_func("/xml/policy/good", test_policy_good);
