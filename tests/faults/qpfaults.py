@@ -45,14 +45,17 @@ class PrivateLibvirtd:
             os.mkdir(d, 0o700)
             os.chown(d, LIBVIRTD_UID, LIBVIRTD_GID)
         self.mounted = False
+        self.mount_error = None
         if config_tmpfs:
             p = qpe2e.run(["mount", "-t", "tmpfs", "-o", "size=%s,uid=%d,gid=%d,mode=0700"
                            % (CONFIG_TMPFS_SIZE, LIBVIRTD_UID, LIBVIRTD_GID),
                            "qp-faults", self.dirs["config"]], check=False)
+            # Without it (a container without CAP_SYS_ADMIN) only the disk-full test
+            # cannot run; it says so.
             if p.returncode != 0:
-                self.cleanup()
-                raise qpe2e.E2EUnavailable("cannot mount a tmpfs: %s" % p.stderr.strip())
-            self.mounted = True
+                self.mount_error = p.stderr.strip() or "mount failed"
+            else:
+                self.mounted = True
         self.socket = os.path.join(self.dirs["run"], "libvirt", "libvirt-sock")
         self.uri = "qemu+unix:///session?socket=" + self.socket
         self.qemu_config_dir = os.path.join(self.dirs["config"], "libvirt", "qemu")

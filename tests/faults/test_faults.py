@@ -3,7 +3,20 @@ libvirtd stopped and restarted under the daemon, the daemon SIGKILLed and restar
 images deleted, truncated or replaced under it, a domain undefined between its read and its
 write, and the disk full when libvirt writes the definition. In each, nothing is lost or
 half-written: a domain's persistent XML is the old one or the complete new one. Expected
-values come from qemu-img and the spec's arithmetic (qpe2e), never from the project's code."""
+values come from qemu-img and the spec's arithmetic (qpe2e), never from the project's code.
+
+What this does not cover, and why:
+- the disk full under qemu:///system's own /etc/libvirt/qemu: a tmpfs over the host's
+  configuration would disturb every other user of the machine's libvirtd. The private
+  libvirtd runs the same QEMU driver code that saves NAME.xml (virDomainDefSave), only
+  under $XDG_CONFIG_HOME.
+- libvirt's virDomainSetMetadata keeps its in-memory change when saving fails (seen here,
+  libvirt 9.0): `dumpxml --inactive` then differs from the file until libvirtd restarts.
+  That is libvirt's, so the disk-full test asserts the file, not dumpxml, after SetPolicy.
+- an image changed in the middle of one read() is approximated by a thread that rewrites,
+  renames and truncates the image continuously while Apply calls read it.
+- a known daemon bug: an undefine landing between the daemon's re-read and its define is
+  undone by the define (test_undefined_domain_not_recreated reports it as XFAIL)."""
 
 import json
 import os
@@ -422,6 +435,9 @@ def test_undefined_domain_not_recreated(libvirtd):
 # --- (e) the disk full when libvirt writes the definition -----------------------------
 
 def test_disk_full_when_writing(libvirtd, daemons, domains, image_dir):
+    if not libvirtd.mounted:
+        pytest.skip("no tmpfs for libvirt's configuration directory: %s"
+                    % libvirtd.mount_error)
     daemon = daemons.start()
     img = _image(image_dir, "vda.qcow2", 300 * GIB + 512)
     name = _one_disk(domains, image_dir, "full", img, 100)
