@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -322,6 +323,7 @@ def run(args):
     lv = qpfaults.PrivateLibvirtd(config_tmpfs=False)
     bus = None
     daemon = None
+    image_dir = None
     result = {"clients": CLIENTS, "domains": NDOMAINS, "burst": BURST,
               "soak-s": args.soak, "load-s": args.load}
     try:
@@ -431,6 +433,8 @@ def run(args):
         if bus is not None:
             bus.stop()
         lv.cleanup()
+        if image_dir is not None:
+            shutil.rmtree(image_dir, ignore_errors=True)
     return result
 
 
