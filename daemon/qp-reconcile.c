@@ -194,17 +194,24 @@ qp_reconcile_digest(const char *xml)
 }
 
 /* After a define: read back what libvirt kept, check it holds every value written (a
- * driver could drop an element it does not know), and return its digest. */
+ * driver could drop an element it does not know), and return its digest. @doc_out gets
+ * the document read back, or NULL when it is byte for byte the text @defined that was
+ * written: the applied document then is the definition (qp_domain_xml_to_string checks
+ * that its text parses to that very tree), so it holds every value and needs no parse. */
 static char *
-qp_reconcile_verify(virDomainPtr dom, const QpPlan *plan, GError **error)
+qp_reconcile_verify(virDomainPtr dom, const QpPlan *plan, const char *defined,
+                    QpDomainXml **doc_out, GError **error)
 {
   g_autofree char *xml = NULL;
   g_autoptr(QpDomainXml) doc = NULL;
   g_autoptr(GPtrArray) disks = NULL;
 
+  *doc_out = NULL;
   xml = qp_reconcile_get_xml(dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE, error);
   if (xml == NULL)
     return NULL;
+  if (g_str_equal(xml, defined))
+    return qp_reconcile_digest(xml);
   doc = qp_domain_xml_parse(xml, -1, error);
   if (doc == NULL)
     return NULL;
@@ -233,7 +240,20 @@ qp_reconcile_verify(virDomainPtr dom, const QpPlan *plan, GError **error)
       return NULL;
     }
   }
+  *doc_out = g_steal_pointer(&doc);
   return qp_reconcile_digest(xml);
+}
+
+/* TRUE when @plan wrote the layer (@dev, @depth). */
+static gboolean
+qp_reconcile_plan_wrote(const QpPlan *plan, const char *dev, guint depth)
+{
+  for (guint i = 0; i < plan->items->len; i++) {
+    QpPlanItem *item = g_ptr_array_index(plan->items, i);
+    if (item->action == QP_PLAN_WRITE && item->depth == depth && g_strcmp0(item->dev, dev) == 0)
+      return TRUE;
+  }
+  return FALSE;
 }
 
 static gboolean
@@ -247,6 +267,9 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
     g_autoptr(QpDomainXml) doc = NULL;
     g_autoptr(QpPolicy) own = NULL;
     g_autoptr(QpPlan) plan = NULL;
+    g_autoptr(QpPlan) written_plan = NULL; /* the plan carried out, when it wrote */
+    g_autoptr(QpDomainXml) kept = NULL;    /* the definition read back after the write, when
+                                            * it is not the text written */
     g_autoptr(GString) failures = NULL;
     GVariantBuilder builder;
     gboolean written = FALSE;
@@ -318,12 +341,29 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
       written = TRUE;
       result->writes++;
       g_free(result->settled_digest);
-      result->settled_digest = qp_reconcile_verify(dom, plan, error);
+      result->settled_digest = qp_reconcile_verify(dom, plan, new_xml, &kept, error);
       if (result->settled_digest == NULL)
         return FALSE;
       g_free(result->write_signature);
       result->write_signature = g_steal_pointer(&sig);
       qp_reconcile_log_writes(job->uuid, result->name, plan);
+
+      /* The figures describe the definition as it now is: the plan of the text read back
+       * (each written layer "unchanged", current-max-size the value written), as the
+       * reconcile of our own DEFINED event would find it. That event then needs only one
+       * read: its text is the settled one. */
+      written_plan = g_steal_pointer(&plan);
+      plan = qp_plan_build(kept != NULL ? kept : doc, job->default_policy, error);
+      if (plan == NULL)
+        return FALSE;
+      if (plan->policy == NULL || plan->changes) {
+        g_autofree char *sig_kept = qp_reconcile_signature(written_plan);
+        g_set_error(error, QP_ERROR, QP_ERROR_LIBVIRT,
+                    _("libvirt did not keep the <metadata_cache> values just written (%s); "
+                      "not writing them again"),
+                    sig_kept);
+        return FALSE;
+      }
     }
 
     if (!written)
@@ -340,7 +380,9 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
     for (guint i = 0; i < plan->items->len; i++) {
       QpPlanItem *item = g_ptr_array_index(plan->items, i);
       g_variant_builder_add_value(
-          &builder, qp_figures_from_plan_item(item, written && item->action == QP_PLAN_WRITE));
+          &builder,
+          qp_figures_from_plan_item(
+              item, written && qp_reconcile_plan_wrote(written_plan, item->dev, item->depth)));
       if (qp_reconcile_item_is_failure(plan, item)) {
         if (failures->len > 0)
           g_string_append(failures, "; ");
