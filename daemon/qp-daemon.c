@@ -11,6 +11,7 @@
 
 #include "qp-analyze.h"
 #include "qp-auth.h"
+#include "qp-daemon-domain.h"
 #include "qp-dbus-generated.h"
 #include "qp-error.h"
 #include "qp-libvirt.h"
@@ -22,6 +23,11 @@
  * domains (image header reads and libvirt round trips overlap); per-domain work stays
  * serialized by the scheduler, so more threads would only add lock contention. */
 #define QP_DAEMON_WORKER_THREADS 2
+
+/* A method call's reply (GetManagedObjects of thousands of domains: megabytes of small
+ * GVariants and a large message) is freed once the GDBus thread has written it; trimming
+ * the heap this long after the last call of a burst gives those pages back. */
+#define QP_DAEMON_TRIM_DELAY_MS 200
 
 /* Reconnect backoff: first retry after 1 s, doubling up to 5 s, so a restarted libvirtd is
  * picked up within seconds without hammering one that is down. */
@@ -61,6 +67,7 @@ struct _QpDaemon {
   GError *fatal; /* why the loop was quit, if by failure */
   guint owner_id;
   GDBusConnection *bus;
+  guint filter_id;
   GDBusObjectManagerServer *object_manager;
   QpManager *manager;
   QpAuth *auth;
@@ -302,6 +309,11 @@ qp_daemon_entry_start(QpDaemon *self, QpDomainEntry *entry)
   job->default_policy = self->config->default_policy;
   job->op = entry->op_next;
   job->op_policy = g_steal_pointer(&entry->op_policy_next);
+  /* only DEFINED events since the last reconcile: the text alone tells whether anything
+   * changed (our own write's event reads one text and stops) */
+  if (!entry->full_needed && entry->settled_digest != NULL)
+    job->settled_digest = g_strdup(entry->settled_digest);
+  entry->full_needed = FALSE;
   if (entry->last_write_signature != NULL
       && g_get_monotonic_time() - entry->last_write_time
              < QP_RECONCILE_LOOP_WINDOW * G_USEC_PER_SEC)
@@ -556,6 +568,13 @@ qp_daemon_handle_apply(QpDomain *iface, GDBusMethodInvocation *invocation, GVari
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* The daemon outlives every domain object it exports. */
+static const QpDaemonDomainHandlers qp_daemon_domain_handlers = {
+  .set_policy = qp_daemon_handle_set_policy,
+  .clear_policy = qp_daemon_handle_clear_policy,
+  .apply = qp_daemon_handle_apply,
+};
+
 static gboolean
 qp_daemon_create_entry_object(QpDaemon *self, QpDomainEntry *entry)
 {
@@ -565,7 +584,7 @@ qp_daemon_create_entry_object(QpDaemon *self, QpDomainEntry *entry)
     return FALSE;
   path = qp_daemon_object_path(entry->uuid);
   entry->object = qp_object_skeleton_new(path);
-  entry->iface = qp_domain_skeleton_new();
+  entry->iface = qp_daemon_domain_new(&qp_daemon_domain_handlers, self);
   qp_domain_set_uuid(entry->iface, entry->uuid);
   qp_domain_set_state(entry->iface, "unmanaged");
   qp_domain_set_chain(entry->iface, "");
@@ -573,11 +592,6 @@ qp_daemon_create_entry_object(QpDaemon *self, QpDomainEntry *entry)
   qp_domain_set_error(entry->iface, "");
   qp_domain_set_name(entry->iface, "");
   qp_domain_set_disks(entry->iface, g_variant_new_array(G_VARIANT_TYPE_VARDICT, NULL, 0));
-  g_signal_connect(entry->iface, "handle-set-policy", G_CALLBACK(qp_daemon_handle_set_policy),
-                   self);
-  g_signal_connect(entry->iface, "handle-clear-policy", G_CALLBACK(qp_daemon_handle_clear_policy),
-                   self);
-  g_signal_connect(entry->iface, "handle-apply", G_CALLBACK(qp_daemon_handle_apply), self);
   qp_object_skeleton_set_domain(entry->object, entry->iface);
   return TRUE;
 }
@@ -1072,6 +1086,54 @@ qp_daemon_interval_cb(gpointer user_data)
 
 /* ---------- bus ---------- */
 
+/* shared with the GDBus worker thread */
+G_LOCK_DEFINE_STATIC(qp_daemon_trim);
+static gboolean qp_daemon_trim_pending; /* a trim is scheduled */
+static gint64 qp_daemon_last_call_us;   /* monotonic time of the last call or reply */
+
+static gboolean
+qp_daemon_trim_cb(gpointer user_data)
+{
+  gint64 idle_us;
+
+  G_LOCK(qp_daemon_trim);
+  idle_us = g_get_monotonic_time() - qp_daemon_last_call_us;
+  /* calls kept coming: wait until the burst is over */
+  if (idle_us < QP_DAEMON_TRIM_DELAY_MS * 1000) {
+    G_UNLOCK(qp_daemon_trim);
+    g_timeout_add(QP_DAEMON_TRIM_DELAY_MS - idle_us / 1000, qp_daemon_trim_cb, NULL);
+    return G_SOURCE_REMOVE;
+  }
+  qp_daemon_trim_pending = FALSE;
+  G_UNLOCK(qp_daemon_trim);
+  malloc_trim(0);
+  return G_SOURCE_REMOVE;
+}
+
+/* GDBus worker thread: after a burst of method calls and replies, trim the heap once. */
+static GDBusMessage *
+qp_daemon_bus_filter(GDBusConnection *bus, GDBusMessage *message, gboolean incoming,
+                     gpointer user_data)
+{
+  GDBusMessageType type = g_dbus_message_get_message_type(message);
+
+  if ((incoming && type == G_DBUS_MESSAGE_TYPE_METHOD_CALL)
+      || (!incoming && type == G_DBUS_MESSAGE_TYPE_METHOD_RETURN)) {
+    gboolean schedule;
+    G_LOCK(qp_daemon_trim);
+    qp_daemon_last_call_us = g_get_monotonic_time();
+    schedule = !qp_daemon_trim_pending;
+    qp_daemon_trim_pending = TRUE;
+    G_UNLOCK(qp_daemon_trim);
+    if (schedule) {
+      g_autoptr(GSource) source = g_timeout_source_new(QP_DAEMON_TRIM_DELAY_MS);
+      g_source_set_callback(source, qp_daemon_trim_cb, NULL, NULL);
+      g_source_attach(source, NULL);
+    }
+  }
+  return message;
+}
+
 static void
 qp_daemon_bus_acquired_cb(GDBusConnection *bus, const char *name, gpointer user_data)
 {
@@ -1079,6 +1141,7 @@ qp_daemon_bus_acquired_cb(GDBusConnection *bus, const char *name, gpointer user_
   g_autoptr(QpObjectSkeleton) object = qp_object_skeleton_new(QP_DBUS_MANAGER_PATH);
 
   self->bus = g_object_ref(bus);
+  self->filter_id = g_dbus_connection_add_filter(bus, qp_daemon_bus_filter, NULL, NULL);
   qp_object_skeleton_set_manager(object, self->manager);
   g_dbus_object_manager_server_export(self->object_manager, G_DBUS_OBJECT_SKELETON(object));
   g_dbus_object_manager_server_set_connection(self->object_manager, bus);
@@ -1162,6 +1225,8 @@ qp_daemon_finalize(GObject *object)
   g_hash_table_unref(self->domains);
   g_clear_object(&self->object_manager);
   g_clear_object(&self->manager);
+  if (self->filter_id != 0)
+    g_dbus_connection_remove_filter(self->bus, self->filter_id);
   g_clear_object(&self->bus);
   g_clear_pointer(&self->auth, qp_auth_free);
   g_clear_pointer(&self->loop, g_main_loop_unref);

@@ -9,6 +9,7 @@
 #include <locale.h>
 #include <malloc.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "qp-config.h"
 #include "qp-daemon.h"
@@ -48,6 +49,21 @@ qp_main_set_log_level(const char *level, gboolean verbose)
   g_log_set_writer_func(qp_main_log_writer, NULL, NULL);
 }
 
+/* GLib before 2.76 keeps freed slices (GVariants, hash tables: megabytes after a
+ * GetManagedObjects of thousands of domains) in caches of its own that the heap never gets
+ * back; GLib 2.76 dropped that allocator for malloc. G_SLICE is read by GLib's own
+ * constructor, before main(), so set it and run again. The systemd unit sets it already;
+ * if the exec fails we only keep the memory. */
+static void
+qp_main_use_system_malloc(char **argv)
+{
+  if (glib_check_version(2, 76, 0) == NULL || g_getenv("G_SLICE") != NULL)
+    return;
+  if (!g_setenv("G_SLICE", "always-malloc", TRUE))
+    return;
+  execv("/proc/self/exe", argv);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -76,6 +92,7 @@ main(int argc, char **argv)
 
   /* a per-thread malloc arena for each worker only holds freed XML documents: two suffice
    * for the main loop and the workers, and keep the resident size down */
+  qp_main_use_system_malloc(argv);
   mallopt(M_ARENA_MAX, 2);
   setlocale(LC_ALL, "");
   bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
