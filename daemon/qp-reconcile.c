@@ -256,6 +256,76 @@ qp_reconcile_plan_wrote(const QpPlan *plan, const char *dev, guint depth)
   return FALSE;
 }
 
+/* Each changed <disk>, one virDomainUpdateDeviceFlags(VIR_DOMAIN_AFFECT_CONFIG) each: the
+ * narrowest write libvirt has. It replaces one device of the persistent definition and
+ * nothing else, so metadata or devices a user changes meanwhile are kept, and it fails
+ * on a domain undefined since our read instead of defining it again. The disk text comes
+ * from the definition read with secrets, so a disk's <auth>/<encryption> stay as they
+ * were. Checked with libvirt 9.0's QEMU driver: it keeps <metadata_cache> on the disk and
+ * on every layer of an explicit <backingStore> chain. */
+static gboolean
+qp_reconcile_update_disks(virDomainPtr dom, const QpDomainXml *doc, const QpPlan *plan,
+                          gboolean *unsupported, GError **error)
+{
+  g_autoptr(GHashTable) done = g_hash_table_new(NULL, NULL);
+
+  *unsupported = FALSE;
+  for (guint i = 0; i < plan->items->len; i++) {
+    QpPlanItem *item = g_ptr_array_index(plan->items, i);
+    g_autofree char *disk_xml = NULL;
+
+    if (item->action != QP_PLAN_WRITE && !item->chain_added)
+      continue;
+    if (g_hash_table_contains(done, GUINT_TO_POINTER(item->disk_index)))
+      continue;
+    g_hash_table_add(done, GUINT_TO_POINTER(item->disk_index));
+    disk_xml = qp_domain_xml_disk_to_string(doc, item->disk_index);
+    if (disk_xml == NULL) {
+      g_set_error(error, QP_ERROR, QP_ERROR_FAILED, _("Cannot serialize disk %s"), item->dev);
+      return FALSE;
+    }
+    if (virDomainUpdateDeviceFlags(dom, disk_xml, VIR_DOMAIN_AFFECT_CONFIG) < 0) {
+      /* only before anything was written may the caller fall back to a define */
+      if (g_hash_table_size(done) == 1 && virGetLastErrorCode() == VIR_ERR_NO_SUPPORT) {
+        virResetLastError();
+        *unsupported = TRUE;
+        return FALSE;
+      }
+      qp_error_set_libvirt(error, _("Cannot update the disk in the domain's definition"));
+      g_prefix_error(error, "%s: ", item->dev);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* Write the plan: per disk where the driver can, else (libvirt's test driver has no
+ * device update) the whole rewritten definition, which differs from the text just
+ * re-read only in the elements the policy owns. */
+static gboolean
+qp_reconcile_write(const QpReconcileJob *job, virDomainPtr dom, const QpDomainXml *doc,
+                   const QpPlan *plan, const char *new_xml, GError **error)
+{
+  g_autoptr(QpVirDomain) newdom = NULL;
+  gboolean unsupported = FALSE;
+
+  if (qp_reconcile_update_disks(dom, doc, plan, &unsupported, error))
+    return TRUE;
+  if (!unsupported)
+    return FALSE;
+  /* No VIR_DOMAIN_DEFINE_VALIDATE: libvirt's RelaxNG validation costs tens of ms per
+   * define (measured: 1,000 first writes took 63 s with it, 2 s without), and all we
+   * change is <metadata_cache> and <backingStore>, whose output the xml/ tests validate
+   * against libvirt's schema; libvirt's parser still rejects what it cannot read, and
+   * the verification after the write catches values it would silently drop. */
+  newdom = virDomainDefineXMLFlags(job->conn, new_xml, 0);
+  if (newdom == NULL) {
+    qp_error_set_libvirt(error, _("Cannot define the rewritten domain XML"));
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean
 qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResult *result,
                     GError **error)
@@ -294,8 +364,6 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
     }
 
     if (plan->changes) {
-      g_autoptr(QpVirDomain) newdom = NULL;
-
       g_autofree char *sig = qp_reconcile_signature(plan);
 
       if (job->recent_write != NULL && g_str_equal(sig, job->recent_write)) {
@@ -309,16 +377,10 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
         return FALSE;
       new_xml = qp_domain_xml_to_string(doc);
 
-      /* Why a whole define is safe here: libvirt has no compare-and-swap for
-       * definitions, so we re-read the persistent XML right before writing and rebuild the
-       * plan from it when it changed since the plan was made; a user's edit that landed in
-       * between is then kept, not overwritten. The text we define is the one we read
-       * (with secrets, VIR_DOMAIN_XML_SECURE) with only the policy's <metadata_cache>
-       * elements (and with chain="all" an explicit <backingStore> chain) changed by
-       * qp_plan_apply, so nothing else of the definition can change.
-       * virDomainUpdateDeviceFlags(AFFECT_CONFIG) per disk would be narrower, but it
-       * replaces a whole <disk> too, cannot add backing chains in every driver, and the
-       * test driver lacks it; whole-definition define is what both drivers support. */
+      /* libvirt has no compare-and-swap for definitions: re-read the persistent XML right
+       * before writing and rebuild the plan from it when it changed since the plan was
+       * made, so that a user's edit that landed in between is kept. The write itself is
+       * as narrow as the driver allows (qp_reconcile_write). */
       if (job->before_reread != NULL)
         job->before_reread(dom, job->before_reread_data);
       xml_again = qp_reconcile_get_xml(dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE, error);
@@ -328,16 +390,8 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
         g_debug("%s: definition changed while planning, rebuilding the plan", job->uuid);
         continue;
       }
-      /* No VIR_DOMAIN_DEFINE_VALIDATE: libvirt's RelaxNG validation costs tens of ms per
-       * define (measured: 1,000 first writes took 63 s with it, 2 s without), and all we
-       * change is <metadata_cache> and <backingStore>, whose output the xml/ tests validate
-       * against libvirt's schema; libvirt's parser still rejects what it cannot read, and
-       * the loop guard above catches values it would silently drop. */
-      newdom = virDomainDefineXMLFlags(job->conn, new_xml, 0);
-      if (newdom == NULL) {
-        qp_error_set_libvirt(error, _("Cannot define the rewritten domain XML"));
+      if (!qp_reconcile_write(job, dom, doc, plan, new_xml, error))
         return FALSE;
-      }
       written = TRUE;
       result->writes++;
       g_free(result->settled_digest);

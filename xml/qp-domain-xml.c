@@ -844,6 +844,22 @@ qp_domain_xml_to_string(const QpDomainXml *doc)
   return g_steal_pointer(&spliced);
 }
 
+char *
+qp_domain_xml_disk_to_string(const QpDomainXml *doc, guint disk_index)
+{
+  g_autoptr(GPtrArray) nodes = qp_domain_xml_disk_nodes(doc);
+  xmlBufferPtr buf = NULL;
+  char *text = NULL;
+
+  if (disk_index >= nodes->len)
+    return NULL;
+  buf = xmlBufferCreate();
+  if (xmlNodeDump(buf, doc->doc, g_ptr_array_index(nodes, disk_index), 0, 0) >= 0)
+    text = g_strdup((const char *)xmlBufferContent(buf));
+  xmlBufferFree(buf);
+  return text;
+}
+
 GPtrArray *
 qp_domain_xml_disk_nodes(const QpDomainXml *doc)
 {

@@ -68,6 +68,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QpDomainDisk, qp_domain_disk_free)
 GPtrArray *
 qp_domain_xml_get_disks(const QpDomainXml *doc, GError **error);
 
+/* The <disk> element at @disk_index (document order, as QpPlanItem.disk_index counts),
+ * serialized alone from the current tree: what virDomainUpdateDeviceFlags takes.
+ * NULL when there is no such disk. */
+char *
+qp_domain_xml_disk_to_string(const QpDomainXml *doc, guint disk_index);
+
 /* @text made fit for one line of a message: valid UTF-8, control characters escaped
  * ("\n", "\x01"), and cut after @max_chars characters with "…" (-1: no cut). A value
  * from the document can then never split one problem into two lines. */

@@ -133,8 +133,17 @@ def _assert_values(name, fx, percent, before):
     return after
 
 
+def _wait_own_define(events, name):
+    """The DEFINED event of the test's own define arrives asynchronously: wait for it."""
+    deadline = time.monotonic() + 10
+    while not events.defined(name) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert events.defined(name), "no DEFINED event seen for the test's define"
+
+
 def test_unannotated_domain_is_left_alone(daemon, domains, image_dir, events):
     name, fx = _define(domains, image_dir, "plain")
+    _wait_own_define(events, name)
     t0 = time.monotonic()
     before = _persistent(name)
     # Give the daemon the time it takes to apply a policy, then some.
@@ -153,14 +162,13 @@ def test_policy_followed_no_loop_running_pending_restart(daemon, domains, image_
                                                          events):
     name, fx = _define(domains, image_dir, "policy")
     before = _persistent(name)
+    # The test's own define raised a DEFINED event, so the monitor works ...
+    _wait_own_define(events, name)
 
-    t0 = time.monotonic()
     _set_policy(name, '<l2cache percent="100" chain="all"/>')
     _wait_state(daemon, name, "applied", 100)
     _assert_values(name, fx, 100, before)
     _assert_disks_property(daemon, name, fx, 100)
-    # The daemon's write raised a DEFINED event (so the monitor works) ...
-    assert events.defined(name, t0), "no DEFINED event seen for the daemon's write"
 
     # ... a metadata change is followed ...
     _set_policy(name, '<l2cache percent="50" chain="all"/>')
