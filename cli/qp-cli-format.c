@@ -240,10 +240,13 @@ void
 qp_cli_json_add_string_or_null(JsonBuilder *builder, const char *member, const char *value)
 {
   json_builder_set_member_name(builder, member);
-  if (value != NULL)
-    json_builder_add_string_value(builder, value);
-  else
+  if (value != NULL) {
+    /* names from image headers are bytes, not UTF-8: keep the JSON valid */
+    g_autofree char *valid = g_utf8_make_valid(value, -1);
+    json_builder_add_string_value(builder, valid);
+  } else {
     json_builder_add_null_value(builder);
+  }
 }
 
 void

@@ -19,6 +19,14 @@ qp_figures_action_name(QpPlanAction action)
   }
 }
 
+/* Paths, formats and backing names come from XML and image headers: D-Bus strings must be
+ * valid UTF-8, so invalid bytes become U+FFFD instead of a GVariant critical. */
+static GVariant *
+qp_figures_string(const char *text)
+{
+  return g_variant_new_take_string(g_utf8_make_valid(text != NULL ? text : "", -1));
+}
+
 static void
 qp_figures_add_header(GVariantBuilder *dict, const QpQcow2Header *header, QpCacheGeometry *geo)
 {
@@ -59,18 +67,18 @@ qp_figures_from_plan_item(const QpPlanItem *item, gboolean written)
   QpCacheGeometry geo = { 0 };
 
   g_variant_builder_add(&dict, "{sv}", "dev",
-                        g_variant_new("s", item->dev != NULL ? item->dev : ""));
+                        qp_figures_string(item->dev != NULL ? item->dev : ""));
   g_variant_builder_add(&dict, "{sv}", "depth", g_variant_new("u", item->depth));
   if (item->path != NULL)
-    g_variant_builder_add(&dict, "{sv}", "path", g_variant_new("s", item->path));
+    g_variant_builder_add(&dict, "{sv}", "path", qp_figures_string(item->path));
   if (item->format != NULL)
-    g_variant_builder_add(&dict, "{sv}", "format", g_variant_new("s", item->format));
+    g_variant_builder_add(&dict, "{sv}", "format", qp_figures_string(item->format));
   g_variant_builder_add(&dict, "{sv}", "action",
                         g_variant_new("s", qp_figures_action_name(item->action)));
   if (written)
     g_variant_builder_add(&dict, "{sv}", "written", g_variant_new("b", written));
   if (item->reason != NULL)
-    g_variant_builder_add(&dict, "{sv}", "reason", g_variant_new("s", item->reason));
+    g_variant_builder_add(&dict, "{sv}", "reason", qp_figures_string(item->reason));
   g_variant_builder_add(&dict, "{sv}", "current-max-size",
                         g_variant_new("t", item->current_max_size));
   if (item->header != NULL) {
@@ -89,9 +97,9 @@ qp_figures_from_layer(const QpQcow2Layer *layer, guint depth, guint percent, gui
   QpCacheGeometry geo = { 0 };
 
   g_variant_builder_add(&dict, "{sv}", "depth", g_variant_new("u", depth));
-  g_variant_builder_add(&dict, "{sv}", "path", g_variant_new("s", layer->path));
+  g_variant_builder_add(&dict, "{sv}", "path", qp_figures_string(layer->path));
   g_variant_builder_add(&dict, "{sv}", "format",
-                        g_variant_new("s", layer->format != NULL ? layer->format : ""));
+                        qp_figures_string(layer->format != NULL ? layer->format : ""));
   if (layer->header == NULL) {
     g_variant_builder_add(&dict, "{sv}", "action", g_variant_new("s", "skip"));
     g_variant_builder_add(&dict, "{sv}", "reason", g_variant_new("s", "not qcow2"));
@@ -100,7 +108,7 @@ qp_figures_from_layer(const QpQcow2Layer *layer, guint depth, guint percent, gui
   qp_figures_add_header(&dict, layer->header, &geo);
   if (layer->header->backing_file != NULL)
     g_variant_builder_add(&dict, "{sv}", "backing-file",
-                          g_variant_new("s", layer->header->backing_file));
+                          qp_figures_string(layer->header->backing_file));
   if (percent > 0) {
     QpCacheSplit split = { 0 };
     gboolean raised = FALSE;

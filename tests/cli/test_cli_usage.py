@@ -1,6 +1,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """qcow2-policyctl's exit statuses (spec section 5) and --help for analyze and recommend."""
 
+import json
+import os
+import subprocess
+
 import pytest
 
 from conftest import GIB, ctl, qemu_img
@@ -150,3 +154,16 @@ def test_version():
     proc = ctl("--version")
     assert proc.returncode == 0
     assert proc.stdout.startswith("qcow2-policyctl ")
+
+
+def test_analyze_json_valid_with_non_utf8_backing_name(tmp_path):
+    # a backing file name is bytes from the header: the JSON must stay valid UTF-8
+    backing = os.path.join(os.fsencode(tmp_path), b"b\xff.raw")
+    with open(backing, "wb") as f:
+        f.truncate(1 << 20)
+    top = tmp_path / "top.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", backing, "-F", "raw",
+                    str(top)], check=True)
+    proc = ctl("analyze", "--json", top)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["backing-file"].endswith("b\ufffd.raw")
