@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Count individual test results from meson's testlog.json.
+"""Count individual test results from meson's testlog.json files (one or more).
 
 GLib tests speak TAP ("ok N /path", "not ok N ...", "# SKIP"); pytest -v prints
 "file::name PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS". Each line counts once. A meson test
@@ -39,10 +39,12 @@ def count(output):
     return passed, failed, skipped
 
 
-def main(path):
+def main(paths):
     total_p = total_f = total_s = 0
-    with open(path, encoding="utf-8") as log:
-        for line in log:
+    for path in paths:
+        with open(path, encoding="utf-8") as log:
+            lines = log.readlines()
+        for line in lines:
             entry = json.loads(line)
             p, f, s = count(entry.get("stdout") or "")
             result = entry.get("result")
@@ -62,4 +64,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))
