@@ -615,14 +615,35 @@ qp_cli_daemon_report(GDBusConnection *bus, const char *domain, const char *path)
   return QP_CLI_EXIT_OK;
 }
 
+/* Call METHOD with PARAMS (consumed) on DOMAIN's object, then print the domain's state. */
+static int
+qp_cli_daemon_domain_call(GDBusConnection *bus, const char *domain, const char *method,
+                          GVariant *params)
+{
+  g_autoptr(GVariant) args = g_variant_ref_sink(params);
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = qp_cli_daemon_domain_path(bus, domain, &error);
+
+  if (path == NULL) {
+    qp_cli_daemon_error(domain, error);
+    return QP_CLI_EXIT_FAILURE;
+  }
+  reply = qp_cli_daemon_call(bus, path, QP_DOMAIN_IFACE, method, args, "()",
+                             QP_CLI_LONG_CALL_TIMEOUT_MS, &error);
+  if (reply == NULL) {
+    qp_cli_daemon_error(domain, error);
+    return QP_CLI_EXIT_FAILURE;
+  }
+  return qp_cli_daemon_report(bus, domain, path);
+}
+
 int
 qp_cli_set(int argc, char **argv)
 {
   g_auto(QpCliDaemonOpts) opts = { 0 };
   g_autoptr(GDBusConnection) bus = NULL;
-  g_autoptr(GVariant) reply = NULL;
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = NULL;
   GVariantBuilder options;
   guint percent = 0;
   guint64 max = 0;
@@ -648,25 +669,14 @@ qp_cli_set(int argc, char **argv)
   bus = qp_cli_daemon_bus(&opts);
   if (bus == NULL)
     return QP_CLI_EXIT_FAILURE;
-  path = qp_cli_daemon_domain_path(bus, opts.rest[0], &error);
-  if (path == NULL) {
-    qp_cli_daemon_error(opts.rest[0], error);
-    return QP_CLI_EXIT_FAILURE;
-  }
   g_variant_builder_init(&options, G_VARIANT_TYPE_VARDICT);
   g_variant_builder_add(&options, "{sv}", "max", g_variant_new_uint64(max));
   g_variant_builder_add(&options, "{sv}", "chain",
                         g_variant_new_string(opts.chain != NULL ? opts.chain : "top"));
   if (isatty(STDIN_FILENO))
     g_variant_builder_add(&options, "{sv}", "interactive", g_variant_new_boolean(TRUE));
-  reply = qp_cli_daemon_call(bus, path, QP_DOMAIN_IFACE, "SetPolicy",
-                             g_variant_new("(ua{sv})", percent, &options), "()",
-                             QP_CLI_LONG_CALL_TIMEOUT_MS, &error);
-  if (reply == NULL) {
-    qp_cli_daemon_error(opts.rest[0], error);
-    return QP_CLI_EXIT_FAILURE;
-  }
-  return qp_cli_daemon_report(bus, opts.rest[0], path);
+  return qp_cli_daemon_domain_call(bus, opts.rest[0], "SetPolicy",
+                                   g_variant_new("(ua{sv})", percent, &options));
 }
 
 int
@@ -674,9 +684,6 @@ qp_cli_clear(int argc, char **argv)
 {
   g_auto(QpCliDaemonOpts) opts = { 0 };
   g_autoptr(GDBusConnection) bus = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *path = NULL;
 
   if (!qp_cli_daemon_parse("clear", _("DOMAIN"), _("Remove a domain's policy."), FALSE, FALSE,
                            &argc, &argv, &opts))
@@ -688,19 +695,8 @@ qp_cli_clear(int argc, char **argv)
   bus = qp_cli_daemon_bus(&opts);
   if (bus == NULL)
     return QP_CLI_EXIT_FAILURE;
-  path = qp_cli_daemon_domain_path(bus, opts.rest[0], &error);
-  if (path == NULL) {
-    qp_cli_daemon_error(opts.rest[0], error);
-    return QP_CLI_EXIT_FAILURE;
-  }
-  reply = qp_cli_daemon_call(bus, path, QP_DOMAIN_IFACE, "ClearPolicy",
-                             g_variant_new("(@a{sv})", qp_cli_daemon_options(TRUE)), "()",
-                             QP_CLI_LONG_CALL_TIMEOUT_MS, &error);
-  if (reply == NULL) {
-    qp_cli_daemon_error(opts.rest[0], error);
-    return QP_CLI_EXIT_FAILURE;
-  }
-  return qp_cli_daemon_report(bus, opts.rest[0], path);
+  return qp_cli_daemon_domain_call(bus, opts.rest[0], "ClearPolicy",
+                                   g_variant_new("(@a{sv})", qp_cli_daemon_options(TRUE)));
 }
 
 int
