@@ -1,8 +1,10 @@
 """Helpers for the daemon suites: a private dbus-daemon, qemu-img images, a libvirt
 test-driver node file, and the built qcow2-policyd driven over GDBus (python3-gi)."""
+import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -37,20 +39,9 @@ def qemu_img(*args):
     subprocess.run(["qemu-img"] + list(args), check=True, capture_output=True)
 
 
-class Bus:
-    """A private dbus-daemon; @config None for a session-style bus."""
-
-    def __init__(self, tmpdir, system=False, include=None):
-        """@include: a bus policy file (the shipped system.d file) applied on top of the
-        system bus's default policy, which denies owning names and method calls."""
-        self.tmpdir = tmpdir
-        args = ["dbus-daemon", "--fork", "--print-address=1", "--print-pid=1", "--nosyslog"]
-        if include:
-            sock = os.path.join(tmpdir, "system_bus_socket")
-            conf = os.path.join(tmpdir, "system-bus.conf")
-            with open(conf, "w") as f:
-                # the default policy of dbus's own system.conf
-                f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+# A system-style bus (dbus's own system.conf layout): the daemon on it needs --system.
+# @policy: the rules of the default context.
+SYSTEM_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>system</type>
@@ -58,8 +49,7 @@ class Bus:
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
+{policy}
     <allow send_type="signal"/>
     <allow send_requested_reply="true" send_type="method_return"/>
     <allow send_requested_reply="true" send_type="error"/>
@@ -67,41 +57,40 @@ class Bus:
     <allow receive_type="method_return"/>
     <allow receive_type="error"/>
     <allow receive_type="signal"/>
+  </policy>
+{include}
+</busconfig>
+"""
+
+# Debian's /usr/share/dbus-1/system.conf default context: no names owned, no method calls
+# but to the bus itself, unless an included file allows them.
+SYSTEM_DEFAULT_POLICY = """    <deny own="*"/>
+    <deny send_type="method_call"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <include>{include}</include>
-</busconfig>
-""")
-            args.append("--config-file=" + conf)
-        elif system:
-            sock = os.path.join(tmpdir, "system_bus_socket")
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>"""
+
+# Everything open: the daemon may own its name and every caller reach it.
+SYSTEM_OPEN_POLICY = """    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_destination="org.freedesktop.DBus"/>"""
+
+
+class Bus:
+    """A private dbus-daemon: session-style by default; @system for a system-style bus where
+    everything is allowed; @include a bus policy file (the shipped system.d file) applied on
+    top of the system bus's default policy, which denies owning names and method calls."""
+
+    def __init__(self, tmpdir, system=False, include=None):
+        self.tmpdir = tmpdir
+        args = ["dbus-daemon", "--fork", "--print-address=1", "--print-pid=1", "--nosyslog"]
+        if include or system:
             conf = os.path.join(tmpdir, "system-bus.conf")
             with open(conf, "w") as f:
-                # a system-style bus: the daemon must own its name and callers reach it,
-                # as the shipped policy allows; everyone may connect
-                f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={sock}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus"/>
-  </policy>
-</busconfig>
-""")
+                f.write(SYSTEM_BUS_CONF.format(
+                    sock=os.path.join(tmpdir, "system_bus_socket"),
+                    policy=SYSTEM_DEFAULT_POLICY if include else SYSTEM_OPEN_POLICY,
+                    include=f"  <include>{include}</include>" if include else ""))
             args.append("--config-file=" + conf)
         else:
             args.append("--session")
@@ -228,6 +217,50 @@ class Daemon:
                 pass
             time.sleep(0.05)
         raise AssertionError("daemon did not settle: %r\n%s" % (last, self.logtext()))
+
+
+NOBODY = 65534
+
+
+def as_nobody(*args):
+    """@args as uid/gid nobody with no supplementary groups (needs root)."""
+    return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+                          + list(args), capture_output=True, text=True, timeout=60)
+
+
+def gdbus_as_nobody(bus, *args):
+    """gdbus call on @bus as nobody; @args from --dest on."""
+    return as_nobody("gdbus", "call", "--address", bus.address, *args)
+
+
+@contextlib.contextmanager
+def system_daemon(prefix, name, uuid, size="1T", policy=BUS_POLICY, before_daemon=None):
+    """qcow2-policyd as root (--system) on a private system-style bus with @policy on top of
+    the default one (None: everything allowed), one domain @name with a qcow2 image of
+    @size. Files are not under pytest's 0700 tmp: an unprivileged caller must reach the
+    socket and the image. @before_daemon(env) runs once the bus is up (a mock polkitd).
+    Yields {"tmp", "img", "bus", "daemon"}."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(tmp, 0o755)
+    img = os.path.join(tmp, "disk.qcow2")
+    qemu_img("create", "-f", "qcow2", img, size)
+    os.chmod(img, 0o644)
+    node = os.path.join(tmp, "node.xml")
+    with open(node, "w") as f:
+        f.write("<node>\n" + domain_xml(name, uuid, [("vda", img, "qcow2")]) + "</node>\n")
+    env = {"tmp": tmp, "img": img, "daemon": None}
+    env["bus"] = Bus(tmp, system=True, include=os.path.abspath(policy) if policy else None)
+    try:
+        if before_daemon is not None:
+            before_daemon(env)
+        env["daemon"] = Daemon(env["bus"], node, session=False)
+        env["daemon"].wait_settled(1)
+        yield env
+    finally:
+        if env["daemon"] is not None:
+            env["daemon"].stop()
+        env["bus"].stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def dbus_error_name(exc):

@@ -2,9 +2,6 @@
 anything; reading stays open. The bus runs the system bus's default policy plus the
 shipped daemon/data/org.qcow2policyd.Policy1.conf."""
 import os
-import shutil
-import subprocess
-import tempfile
 
 import pytest
 from gi.repository import GLib
@@ -13,37 +10,18 @@ import qpdaemon as qd
 from qpdaemon import DOMAIN_IFACE
 
 UUID = "0e0e0e0e-0000-4000-8000-000000000001"
-NOBODY = 65534
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to call as another uid")
 
 
 @pytest.fixture(scope="module")
 def env():
-    tmp = tempfile.mkdtemp(prefix="qp-nopolkit-")
-    os.chmod(tmp, 0o755)
-    img = os.path.join(tmp, "disk.qcow2")
-    qd.qemu_img("create", "-f", "qcow2", img, "100G")
-    node = os.path.join(tmp, "node.xml")
-    with open(node, "w") as f:
-        f.write("<node>\n" + qd.domain_xml("rootonly", UUID, [("vda", img, "qcow2")]) + "</node>\n")
-    bus = qd.Bus(tmp, include=os.path.abspath(qd.BUS_POLICY))
-    daemon = None
-    try:
-        daemon = qd.Daemon(bus, node, session=False)
-        daemon.wait_settled(1)
-        yield {"bus": bus, "daemon": daemon}
-    finally:
-        if daemon is not None:
-            daemon.stop()
-        bus.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with qd.system_daemon("qp-nopolkit-", "rootonly", UUID, size="100G") as e:
+        yield e
 
 
 def as_nobody(env, *args):
-    return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                           "gdbus", "call", "--address", env["bus"].address, "--dest", qd.BUS_NAME]
-                          + list(args), capture_output=True, text=True, timeout=60)
+    return qd.gdbus_as_nobody(env["bus"], "--dest", qd.BUS_NAME, *args)
 
 
 def test_unprivileged_caller_denied_but_may_read(env):
@@ -71,15 +49,11 @@ def test_bus_policy_lets_only_root_own_the_name(env):
               "print(c.call_sync('org.freedesktop.DBus', '/org/freedesktop/DBus', "
               "'org.freedesktop.DBus', 'RequestName', GLib.Variant('(su)', (sys.argv[2], 4)), "
               "None, 0, 5000, None).unpack())\n")
-    res = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                          "/usr/bin/python3", "-c", script, env["bus"].address, qd.BUS_NAME],
-                         capture_output=True, text=True, timeout=60)
+    res = qd.as_nobody("/usr/bin/python3", "-c", script, env["bus"].address, qd.BUS_NAME)
     assert res.returncode != 0
     assert "AccessDenied" in res.stderr
     # and other names are not ours to hand out either
-    res = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                          "/usr/bin/python3", "-c", script, env["bus"].address, "org.example.Other"],
-                         capture_output=True, text=True, timeout=60)
+    res = qd.as_nobody("/usr/bin/python3", "-c", script, env["bus"].address, "org.example.Other")
     assert res.returncode != 0
 
 
@@ -87,7 +61,6 @@ def test_bus_policy_allows_introspection_and_object_manager(env):
     res = as_nobody(env, "--object-path", "/org/qcow2policyd/Policy1", "--method",
                     "org.freedesktop.DBus.ObjectManager.GetManagedObjects")
     assert res.returncode == 0 and "rootonly" in res.stdout
-    res = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                          "gdbus", "introspect", "--address", env["bus"].address, "--dest", qd.BUS_NAME,
-                          "--object-path", qd.MANAGER_PATH], capture_output=True, text=True, timeout=60)
+    res = qd.as_nobody("gdbus", "introspect", "--address", env["bus"].address, "--dest", qd.BUS_NAME,
+                       "--object-path", qd.MANAGER_PATH)
     assert res.returncode == 0 and "AnalyzeImage" in res.stdout

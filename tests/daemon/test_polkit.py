@@ -1,9 +1,7 @@
 """Authorization: qcow2-policyd on a private system-style bus (not --session) with
 python3-dbusmock's polkitd template deciding each action."""
 import os
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -20,7 +18,6 @@ MOCK_IFACE = "org.freedesktop.DBus.Mock"
 SET_POLICY = "org.qcow2policyd.Policy1.set-policy"
 APPLY = "org.qcow2policyd.Policy1.apply"
 ANALYZE = "org.qcow2policyd.Policy1.analyze"
-NOBODY = 65534
 
 
 def wait_for_name(conn, name, timeout=20.0):
@@ -37,35 +34,24 @@ def wait_for_name(conn, name, timeout=20.0):
 
 @pytest.fixture(scope="module")
 def env():
-    # not under pytest's 0700 tmp: an unprivileged caller must reach the socket and images
-    tmp = tempfile.mkdtemp(prefix="qp-polkit-")
-    os.chmod(tmp, 0o755)
-    img = os.path.join(tmp, "disk.qcow2")
-    qd.qemu_img("create", "-f", "qcow2", img, "1T")
-    os.chmod(img, 0o644)
-    secret = os.path.join(tmp, "secret.qcow2")
-    qd.qemu_img("create", "-f", "qcow2", secret, "1G")
-    os.chmod(secret, 0o600)
-    node = os.path.join(tmp, "node.xml")
-    with open(node, "w") as f:
-        f.write("<node>\n" + qd.domain_xml("guarded", UUID, [("vda", img, "qcow2")]) + "</node>\n")
-    bus = qd.Bus(tmp, system=True)
-    mock = subprocess.Popen(["/usr/bin/python3", "-m", "dbusmock", "--template", "polkitd", "--system"],
-                            env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=bus.address),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    daemon = None
+    mock = []
+
+    def start_polkitd(e):
+        mock.append(subprocess.Popen(["/usr/bin/python3", "-m", "dbusmock", "--template", "polkitd", "--system"],
+                                     env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=e["bus"].address),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for_name(e["bus"].conn, PK_NAME)
+
     try:
-        wait_for_name(bus.conn, PK_NAME)
-        daemon = qd.Daemon(bus, node, session=False)
-        daemon.wait_settled(1)
-        yield {"tmp": tmp, "img": img, "secret": secret, "bus": bus, "daemon": daemon}
+        with qd.system_daemon("qp-polkit-", "guarded", UUID, policy=None, before_daemon=start_polkitd) as e:
+            e["secret"] = os.path.join(e["tmp"], "secret.qcow2")
+            qd.qemu_img("create", "-f", "qcow2", e["secret"], "1G")
+            os.chmod(e["secret"], 0o600)
+            yield e
     finally:
-        if daemon is not None:
-            daemon.stop()
-        mock.terminate()
-        mock.wait(10)
-        bus.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        for m in mock:
+            m.terminate()
+            m.wait(10)
 
 
 def pk(env, method, sig, args):
@@ -180,11 +166,8 @@ def test_reads_answered_while_polkit_hangs(env):
 
 
 def _as_nobody(env, path):
-    return subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-         "gdbus", "call", "--address", env["bus"].address, "--dest", qd.BUS_NAME,
-         "--object-path", MANAGER_PATH, "--method", MANAGER_IFACE + ".AnalyzeImage", path, "{}"],
-        capture_output=True, text=True, timeout=60)
+    return qd.gdbus_as_nobody(env["bus"], "--dest", qd.BUS_NAME, "--object-path", MANAGER_PATH,
+                              "--method", MANAGER_IFACE + ".AnalyzeImage", path, "{}")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to an unprivileged uid needs root")

@@ -7,9 +7,7 @@ bus. Callers run as uid nobody through setpriv. Spec section 5: reading is open 
 every local user; changing policy, applying and analyzing need authorization, and
 without polkit only uid 0 has it."""
 import os
-import subprocess
 import sys
-import tempfile
 
 import pytest
 from gi.repository import GLib
@@ -21,91 +19,21 @@ from qpdaemon import DOMAIN_IFACE, MANAGER_IFACE, MANAGER_PATH  # noqa: E402
 SOURCE_DIR = os.environ.get("QP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 SHIPPED_POLICY = os.path.join(SOURCE_DIR, "daemon", "data", "org.qcow2policyd.Policy1.conf")
 UUID = "5ec5ec00-0000-4000-8000-000000000001"
-NOBODY = 65534
 NOT_AUTHORIZED = qd.ERROR_PREFIX + "NotAuthorized"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="running callers as another uid needs root (CI runs as root)")
 
-# Debian's /usr/share/dbus-1/system.conf default context, reduced to what matters here.
-BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={sock}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <include>{policy}</include>
-</busconfig>
-"""
-
-
-class SystemStyleBus(qd.Bus):
-    """qd.Bus with the default-deny policy and the shipped policy file."""
-
-    def __init__(self, tmpdir):
-        self.tmpdir = tmpdir
-        sock = os.path.join(tmpdir, "system_bus_socket")
-        conf = os.path.join(tmpdir, "system-bus.conf")
-        with open(conf, "w") as f:
-            f.write(BUS_CONF.format(sock=sock, policy=SHIPPED_POLICY))
-        out = subprocess.run(["dbus-daemon", "--fork", "--print-address=1", "--print-pid=1",
-                              "--nosyslog", "--config-file=" + conf],
-                             check=True, capture_output=True, text=True).stdout.split()
-        self.address, self.pid = out[0], int(out[1])
-        from gi.repository import Gio
-        self.conn = Gio.DBusConnection.new_for_address_sync(
-            self.address,
-            Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
-            None, None)
-
-
 @pytest.fixture(scope="module")
 def env():
     assert os.path.exists(SHIPPED_POLICY), SHIPPED_POLICY
-    # not under pytest's 0700 tmp: the unprivileged caller must reach the socket
-    tmp = tempfile.mkdtemp(prefix="qp-security-")
-    os.chmod(tmp, 0o755)
-    img = os.path.join(tmp, "disk.qcow2")
-    qd.qemu_img("create", "-f", "qcow2", img, "1T")
-    os.chmod(img, 0o644)
-    node = os.path.join(tmp, "node.xml")
-    with open(node, "w") as f:
-        f.write("<node>\n" + qd.domain_xml("sec-guarded", UUID, [("vda", img, "qcow2")]) + "</node>\n")
-    bus = SystemStyleBus(tmp)
-    daemon = None
-    try:
-        daemon = qd.Daemon(bus, node, session=False)
-        daemon.wait_settled(1)
-        yield {"bus": bus, "daemon": daemon, "img": img, "tmp": tmp}
-    finally:
-        if daemon is not None:
-            daemon.stop()
-        bus.stop()
-        subprocess.run(["rm", "-rf", tmp], check=False)
+    with qd.system_daemon("qp-security-", "sec-guarded", UUID, policy=SHIPPED_POLICY) as e:
+        yield e
 
 
 def as_nobody(env, *gdbus_args):
     """gdbus as uid/gid nobody with no supplementary groups."""
-    return subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-         "gdbus", "call", "--address", env["bus"].address] + list(gdbus_args),
-        capture_output=True, text=True, timeout=60)
+    return qd.gdbus_as_nobody(env["bus"], *gdbus_args)
 
 
 def call_as_nobody(env, path, method, *args):
