@@ -11,6 +11,8 @@ PACKAGES=(
   valgrind clang libclang-rt-14-dev libxml2-utils strace clang-format
   # style checks: man pages, catalogs in real locales
   groff-base man-db locales gettext-base
+  # benchmarks (bench/): plots, and syscall tracepoints for bench-l2 and the daemon profile
+  python3-matplotlib linux-perf
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
