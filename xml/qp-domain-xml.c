@@ -310,12 +310,22 @@ qp_xml_safe_parse(const char *text, gssize len, gboolean *had_decl, GHashTable *
 char *
 qp_xml_display(const char *text, gssize max_chars)
 {
-  g_autofree char *valid = g_utf8_make_valid(text != NULL ? text : "?", -1);
-  GString *out = g_string_new(NULL);
+  const char *src = text != NULL ? text : "?";
+  gsize len = strlen(src);
+  g_autofree char *valid = NULL;
+  GString *out;
   gssize n = 0;
 
-  for (const char *c = valid; *c != '\0'; c = g_utf8_next_char(c), n++) {
-    gunichar u = g_utf8_get_char(c);
+  /* A character takes at most 4 bytes, and each invalid byte becomes one U+FFFD: the
+   * first @max_chars characters and whether another follows are all in this prefix,
+   * so a long value is not copied whole only to be cut. */
+  if (max_chars >= 0 && (gsize)max_chars < len / 4)
+    len = 4 * (gsize)max_chars + 4;
+  valid = g_utf8_make_valid(src, (gssize)len);
+  out = g_string_sized_new(len);
+  for (const char *c = valid; *c != '\0'; n++) {
+    const char *next = g_utf8_next_char(c);
+    gunichar u = (guchar)*c;
 
     if (max_chars >= 0 && n >= max_chars) {
       g_string_append(out, "…");
@@ -328,7 +338,8 @@ qp_xml_display(const char *text, gssize max_chars)
     else if (u < 0x20 || u == 0x7f)
       g_string_append_printf(out, "\\x%02x", (guint)u);
     else
-      g_string_append_unichar(out, u);
+      g_string_append_len(out, c, next - c); /* valid UTF-8: copied as it is */
+    c = next;
   }
   return g_string_free(out, FALSE);
 }

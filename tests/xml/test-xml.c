@@ -873,6 +873,68 @@ test_threads(void)
     g_assert_null(g_thread_join(threads[i]));
 }
 
+/* qp_xml_display as first written: the whole text made valid, then cut. The real one
+ * makes only the prefix it can show valid; the result must be the same. */
+static char *
+display_reference(const char *text, gssize max_chars)
+{
+  g_autofree char *valid = g_utf8_make_valid(text, -1);
+  GString *out = g_string_new(NULL);
+  gssize n = 0;
+
+  for (const char *c = valid; *c != '\0'; c = g_utf8_next_char(c), n++) {
+    gunichar u = g_utf8_get_char(c);
+    if (max_chars >= 0 && n >= max_chars) {
+      g_string_append(out, "…");
+      break;
+    }
+    if (u == '\n')
+      g_string_append(out, "\\n");
+    else if (u == '\t')
+      g_string_append(out, "\\t");
+    else if (u < 0x20 || u == 0x7f)
+      g_string_append_printf(out, "\\x%02x", (guint)u);
+    else
+      g_string_append_unichar(out, u);
+  }
+  return g_string_free(out, FALSE);
+}
+
+static void
+test_display(void)
+{
+  /* pieces that put 1-4 byte characters, controls, C1 characters and invalid or cut
+   * sequences on every side of every cut */
+  static const char *const pieces[] = {
+    "a",        "\n",   "\t",       "\x01",         "\x7f", "é",    "☃",    "😀",
+    "\xc2\x85", "\xff", "\xe2\x98", "\xf0\x9f\x98", "\xc3", "\x80", "&lt;", " ",
+  };
+  GRand *rand = g_rand_new_with_seed(7);
+  g_autofree char *null_text = qp_xml_display(NULL, -1);
+
+  g_assert_cmpstr(null_text, ==, "?");
+  for (guint round = 0; round < 3000; round++) {
+    g_autoptr(GString) text = g_string_new(NULL);
+    guint n = (guint)g_rand_int_range(rand, 0, round % 10 == 0 ? 400 : 90);
+    for (guint i = 0; i < n; i++)
+      g_string_append(text, pieces[g_rand_int_range(rand, 0, G_N_ELEMENTS(pieces))]);
+    for (gssize cap = -1; cap <= 80; cap++) {
+      g_autofree char *got = qp_xml_display(text->str, cap);
+      g_autofree char *want = display_reference(text->str, cap);
+      g_assert_cmpstr(got, ==, want);
+      g_assert_true(g_utf8_validate(got, -1, NULL));
+    }
+  }
+  {
+    /* a long value is cut after the characters asked for, whatever its length */
+    g_autofree char *big = g_strnfill(1 << 20, 'x');
+    g_autofree char *got = qp_xml_display(big, 64);
+    g_assert_cmpuint(g_utf8_strlen(got, -1), ==, 65);
+    g_assert_true(g_str_has_suffix(got, "x…"));
+  }
+  g_rand_free(rand);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -887,6 +949,7 @@ main(int argc, char **argv)
   g_test_add_func("/xml/parse/error-text", test_parse_error_text);
   g_test_add_func("/xml/parse/truncated", test_parse_truncated);
   g_test_add_func("/xml/parse/to-string", test_to_string_roundtrip);
+  g_test_add_func("/xml/display", test_display);
   g_test_add_func("/xml/policy/good", test_policy_good);
   g_test_add_func("/xml/policy/bad", test_policy_bad);
   g_test_add_func("/xml/policy/from-domain", test_policy_from_domain);
