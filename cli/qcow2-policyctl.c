@@ -45,32 +45,51 @@ print_usage(FILE *stream)
   fprintf(stream, "\n%s\n", _("Run “qcow2-policyctl COMMAND --help” for a command's options."));
 }
 
+/* Options that may also stand before the command name; they are handed on to the command as
+ * if they followed it (a command that does not take one says so). */
+static gboolean
+is_leading_option(const char *arg)
+{
+  return g_str_equal(arg, "--session") || g_str_equal(arg, "--json");
+}
+
 int
 main(int argc, char **argv)
 {
+  g_autofree char **cmd_argv = NULL;
+  const char *name;
+  int first = 1;
+
   setlocale(LC_ALL, "");
   bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
   bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
   textdomain(GETTEXT_PACKAGE);
 
-  if (argc < 2) {
+  while (first < argc && is_leading_option(argv[first]))
+    first++;
+  if (first >= argc) {
     print_usage(stderr);
     return QP_CLI_EXIT_USAGE;
   }
-  if (g_str_equal(argv[1], "--help") || g_str_equal(argv[1], "-h")
-      || g_str_equal(argv[1], "help")) {
+  name = argv[first];
+  if (g_str_equal(name, "--help") || g_str_equal(name, "-h") || g_str_equal(name, "help")) {
     print_usage(stdout);
     return QP_CLI_EXIT_OK;
   }
-  if (g_str_equal(argv[1], "--version")) {
+  if (g_str_equal(name, "--version")) {
     printf("qcow2-policyctl %s\n", PACKAGE_VERSION);
     return QP_CLI_EXIT_OK;
   }
+  /* the command's argv: its name, the leading options, then what followed the name */
+  cmd_argv = g_new0(char *, argc + 1);
+  cmd_argv[0] = argv[first];
+  memcpy(cmd_argv + 1, argv + 1, (first - 1) * sizeof(char *));
+  memcpy(cmd_argv + first, argv + first + 1, (argc - first - 1) * sizeof(char *));
   for (gsize i = 0; i < G_N_ELEMENTS(commands); i++) {
-    if (g_str_equal(argv[1], commands[i].name))
-      return commands[i].func(argc - 1, argv + 1);
+    if (g_str_equal(name, commands[i].name))
+      return commands[i].func(argc - 1, cmd_argv);
   }
-  g_printerr(_("qcow2-policyctl: unknown command “%s”\n"), argv[1]);
+  g_printerr(_("qcow2-policyctl: unknown command “%s”\n"), name);
   print_usage(stderr);
   return QP_CLI_EXIT_USAGE;
 }

@@ -202,20 +202,16 @@ json_add_report(JsonBuilder *b, const QpAnalyzeOptions *opts, const QpImageRepor
   qp_cli_json_add_uint(b, "format-version", h->version);
   qp_cli_json_add_uint(b, "virtual-size", h->virtual_size);
   qp_cli_json_add_uint(b, "cluster-size", h->cluster_size);
-  json_builder_set_member_name(b, "extended-l2");
-  json_builder_add_boolean_value(b, h->extended_l2);
+  qp_cli_json_add_boolean(b, "extended-l2", h->extended_l2);
   qp_cli_json_add_uint(b, "subcluster-size", h->subcluster_size);
   qp_cli_json_add_uint(b, "l2-entry-size", h->l2_entry_size);
   qp_cli_json_add_uint(b, "l1-size", h->l1_size);
   qp_cli_json_add_uint(b, "refcount-bits", h->refcount_bits);
   qp_cli_json_add_string_or_null(b, "compression-type",
                                  qp_qcow2_compression_name(h->compression_type));
-  json_builder_set_member_name(b, "lazy-refcounts");
-  json_builder_add_boolean_value(b, h->lazy_refcounts);
-  json_builder_set_member_name(b, "dirty");
-  json_builder_add_boolean_value(b, h->dirty);
-  json_builder_set_member_name(b, "corrupt");
-  json_builder_add_boolean_value(b, h->corrupt);
+  qp_cli_json_add_boolean(b, "lazy-refcounts", h->lazy_refcounts);
+  qp_cli_json_add_boolean(b, "dirty", h->dirty);
+  qp_cli_json_add_boolean(b, "corrupt", h->corrupt);
   qp_cli_json_add_uint(b, "snapshots", h->nb_snapshots);
   qp_cli_json_add_string_or_null(b, "backing-file", h->backing_file);
   qp_cli_json_add_string_or_null(b, "backing-format", h->backing_format);
@@ -604,12 +600,10 @@ json_add_layout(JsonBuilder *b, const QpLayout *l, guint64 disk)
 {
   json_builder_begin_object(b);
   qp_cli_json_add_uint(b, "cluster-size", l->cluster_size);
-  json_builder_set_member_name(b, "extended-l2");
-  json_builder_add_boolean_value(b, l->extended_l2);
+  qp_cli_json_add_boolean(b, "extended-l2", l->extended_l2);
   qp_cli_json_add_uint(b, "subcluster-size", l->granularity);
   qp_cli_json_add_uint(b, "l2-entry-size", l->entry_size);
-  json_builder_set_member_name(b, "possible");
-  json_builder_add_boolean_value(b, l->possible);
+  qp_cli_json_add_boolean(b, "possible", l->possible);
   qp_cli_json_add_uint(b, "l2-full-size", l->l2_full);
   qp_cli_json_add_uint(b, "full-cache-size", l->full_cache);
   qp_cli_json_add_uint(b, "budget-reach", l->budget_reach);

@@ -22,92 +22,194 @@
  * slow host take minutes, not hours. */
 #define QP_CLI_LONG_CALL_TIMEOUT_MS (30 * 60 * 1000)
 
+/* A command's options and arguments, then its bus. */
 typedef struct {
   gboolean session;
   gboolean json;
   char *max;
   char *chain;
   char **rest;
-} QpCliDaemonOpts;
+  guint percent;     /* set's PERCENT */
+  guint64 max_bytes; /* --max */
+  GDBusConnection *bus;
+} QpCliDaemon;
+
+/* A daemon command: how it is called, how many arguments it takes. */
+typedef struct {
+  const char *name;
+  const char *params;       /* N_(), NULL for none */
+  const char *summary;      /* N_() */
+  guint n_args;             /* exactly this many */
+  const char *n_args_error; /* N_(), for another count; NULL: "unexpected argument" */
+  gboolean with_json;
+  gboolean with_policy; /* --max and --chain */
+  /* checks of the values beyond their count, NULL for none */
+  gboolean (*check)(QpCliDaemon *d, GError **error);
+} QpCliDaemonCommand;
+
+static gboolean
+qp_cli_daemon_check_set(QpCliDaemon *d, GError **error);
+
+static const QpCliDaemonCommand qp_cli_daemon_commands[] = {
+  { "status", NULL, N_("Show the daemon's state."), 0, NULL, TRUE, FALSE, NULL },
+  { "list", NULL, N_("List domains and their policy state."), 0, NULL, TRUE, FALSE, NULL },
+  { "show", N_("DOMAIN"), N_("Show one domain's disks and figures."), 1,
+    N_("expected one DOMAIN (name or UUID)"), TRUE, FALSE, NULL },
+  { "set", N_("DOMAIN PERCENT"),
+    N_("Set a domain's policy: keep PERCENT of each image's L2 tables in QEMU's cache."), 2,
+    N_("expected DOMAIN and PERCENT"), FALSE, TRUE, qp_cli_daemon_check_set },
+  { "clear", N_("DOMAIN"), N_("Remove a domain's policy."), 1,
+    N_("expected one DOMAIN (name or UUID)"), FALSE, FALSE, NULL },
+  { "reconcile", NULL, N_("Reconcile every domain now."), 0, NULL, TRUE, FALSE, NULL },
+};
 
 static void
-qp_cli_daemon_opts_clear(QpCliDaemonOpts *opts)
+qp_cli_daemon_clear(QpCliDaemon *d)
 {
-  g_free(opts->max);
-  g_free(opts->chain);
-  g_strfreev(opts->rest);
+  g_free(d->max);
+  g_free(d->chain);
+  g_strfreev(d->rest);
+  g_clear_object(&d->bus);
 }
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(QpCliDaemonOpts, qp_cli_daemon_opts_clear)
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(QpCliDaemon, qp_cli_daemon_clear)
 
-/* Parse the options of @command: --session always; --json, --max/--chain when asked for. */
+/* Parse the options of @cmd (--session always; --json, --max/--chain when it takes them) and
+ * check its arguments. On a usage error prints it and returns FALSE. */
 static gboolean
-qp_cli_daemon_parse(const char *command, const char *params, const char *summary,
-                    gboolean with_json, gboolean with_policy, int *argc, char ***argv,
-                    QpCliDaemonOpts *opts)
+qp_cli_daemon_parse(const QpCliDaemonCommand *cmd, int argc, char **argv, QpCliDaemon *d)
 {
+  g_autoptr(GError) error = NULL;
   const GOptionEntry common[] = {
-    { "session", 0, 0, G_OPTION_ARG_NONE, &opts->session,
+    { "session", 0, 0, G_OPTION_ARG_NONE, &d->session,
       N_("Talk to a daemon on the session bus instead of the system bus"), NULL },
-    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &opts->rest, NULL, NULL },
+    { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &d->rest, NULL, NULL },
     { NULL },
   };
   const GOptionEntry json[] = {
-    { "json", 0, 0, G_OPTION_ARG_NONE, &opts->json, N_("Print JSON"), NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &d->json, N_("Print JSON"), NULL },
     { NULL },
   };
   const GOptionEntry policy[] = {
-    { "max", 0, 0, G_OPTION_ARG_STRING, &opts->max, N_("Cap on the max_size written for one image"),
+    { "max", 0, 0, G_OPTION_ARG_STRING, &d->max, N_("Cap on the max_size written for one image"),
       N_("SIZE") },
-    { "chain", 0, 0, G_OPTION_ARG_STRING, &opts->chain,
+    { "chain", 0, 0, G_OPTION_ARG_STRING, &d->chain,
       N_("Size the top image only (top, the default) or every qcow2 layer (all)"), N_("top|all") },
     { NULL },
   };
-  g_autoptr(GOptionContext) context = g_option_context_new(params);
-  g_autofree char *prgname = g_strdup_printf("qcow2-policyctl %s", command);
+  g_autoptr(GOptionContext) context
+      = g_option_context_new(cmd->params != NULL ? _(cmd->params) : NULL);
+  g_autofree char *prgname = g_strdup_printf("qcow2-policyctl %s", cmd->name);
+  guint n_args;
 
   g_set_prgname(prgname);
-  g_option_context_set_summary(context, summary);
+  g_option_context_set_summary(context, _(cmd->summary));
   g_option_context_add_main_entries(context, common, GETTEXT_PACKAGE);
-  if (with_json)
+  if (cmd->with_json)
     g_option_context_add_main_entries(context, json, GETTEXT_PACKAGE);
-  if (with_policy)
+  if (cmd->with_policy)
     g_option_context_add_main_entries(context, policy, GETTEXT_PACKAGE);
   g_option_context_set_translation_domain(context, GETTEXT_PACKAGE);
-  return qp_cli_parse_options(context, argc, argv);
+  if (!qp_cli_parse_options(context, &argc, &argv))
+    return FALSE;
+  n_args = d->rest != NULL ? g_strv_length(d->rest) : 0;
+  if (n_args != cmd->n_args) {
+    if (cmd->n_args_error != NULL)
+      qp_cli_usage_error(cmd->name, "%s", _(cmd->n_args_error));
+    else
+      qp_cli_usage_error(cmd->name, _("unexpected argument “%s”"), d->rest[cmd->n_args]);
+    return FALSE;
+  }
+  if (cmd->check != NULL && !cmd->check(d, &error)) {
+    qp_cli_usage_error(cmd->name, "%s", error->message);
+    return FALSE;
+  }
+  return TRUE;
 }
 
-static guint
-qp_cli_daemon_n_args(const QpCliDaemonOpts *opts)
+/* The daemon cannot be reached: no bus, or nobody owns (or could be started for) its name. */
+static gboolean
+qp_cli_daemon_unreachable(const QpCliDaemon *d, const char *dbus_error)
 {
-  return opts->rest != NULL ? g_strv_length(opts->rest) : 0;
+  if (d->bus == NULL)
+    return TRUE;
+  return g_strcmp0(dbus_error, "org.freedesktop.DBus.Error.ServiceUnknown") == 0
+         || g_strcmp0(dbus_error, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0
+         || (dbus_error != NULL
+             && g_str_has_prefix(dbus_error, "org.freedesktop.DBus.Error.Spawn."));
 }
 
-static GDBusConnection *
-qp_cli_daemon_bus(const QpCliDaemonOpts *opts)
-{
-  g_autoptr(GError) error = NULL;
-  GDBusConnection *bus
-      = g_bus_get_sync(opts->session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
-  if (bus == NULL)
-    qp_cli_print_error(opts->session ? _("session bus") : _("system bus"), error);
-  return bus;
-}
-
+/* Report @error on stderr (about @context, or NULL); with --json also as
+ * {"error": {"bus", "dbus-error", "reachable", "message"}} on stdout, the D-Bus error name
+ * (null for a bus that could not be connected to) for scripts. */
 static void
-qp_cli_daemon_error(const char *context, GError *error)
+qp_cli_daemon_error(const QpCliDaemon *d, const char *context, GError *error)
 {
+  g_autofree char *name = NULL;
+  gboolean unreachable;
+
   if (g_dbus_error_is_remote_error(error)) {
-    g_autofree char *name = g_dbus_error_get_remote_error(error);
+    name = g_dbus_error_get_remote_error(error);
     g_dbus_error_strip_remote_error(error);
-    if (g_strcmp0(name, "org.freedesktop.DBus.Error.ServiceUnknown") == 0
-        || g_strcmp0(name, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0) {
-      g_autoptr(GError) e = g_error_new_literal(G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                                                _("qcow2-policyd is not running on this bus"));
-      qp_cli_print_error(context, e);
-      return;
-    }
+  }
+  unreachable = qp_cli_daemon_unreachable(d, name);
+  if (d->json) {
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonNode) root = NULL;
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "error");
+    json_builder_begin_object(b);
+    qp_cli_json_add_string_or_null(b, "bus", d->session ? "session" : "system");
+    qp_cli_json_add_string_or_null(b, "dbus-error", name);
+    qp_cli_json_add_boolean(b, "reachable", !unreachable);
+    qp_cli_json_add_string_or_null(b, "message", error->message);
+    json_builder_end_object(b);
+    json_builder_end_object(b);
+    root = json_builder_get_root(b);
+    qp_cli_json_print(root);
+  }
+  if (unreachable) {
+    g_autoptr(GError) e = NULL;
+    if (d->session)
+      /* TRANSLATORS: %s is the reason, e.g. "The name … was not provided by any .service files" */
+      e = g_error_new(G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
+                      _("cannot reach qcow2-policyd on the session bus: %s; is “qcow2-policyd "
+                        "--session” running in this session? leave out --session for the "
+                        "system-bus daemon"),
+                      error->message);
+    else
+      /* TRANSLATORS: %s is the reason, e.g. "Could not connect: No such file or directory" */
+      e = g_error_new(G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
+                      _("cannot reach qcow2-policyd on the system bus: %s; is the service "
+                        "running? use --session for a session-bus daemon"),
+                      error->message);
+    qp_cli_print_error(NULL, e);
+    return;
   }
   qp_cli_print_error(context, error);
+}
+
+/* What every daemon command does first: parse and check the command line of @name, then
+ * connect to the bus --session names. Returns QP_CLI_EXIT_OK when the command can go on,
+ * else (the error printed) the exit status. */
+static int
+qp_cli_daemon_start(const char *name, int argc, char **argv, QpCliDaemon *d)
+{
+  g_autoptr(GError) error = NULL;
+  const QpCliDaemonCommand *cmd = NULL;
+
+  for (gsize i = 0; i < G_N_ELEMENTS(qp_cli_daemon_commands); i++) {
+    if (g_str_equal(qp_cli_daemon_commands[i].name, name))
+      cmd = &qp_cli_daemon_commands[i];
+  }
+  g_assert(cmd != NULL);
+  if (!qp_cli_daemon_parse(cmd, argc, argv, d))
+    return QP_CLI_EXIT_USAGE;
+  d->bus = g_bus_get_sync(d->session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL, &error);
+  if (d->bus == NULL) {
+    qp_cli_daemon_error(d, NULL, error);
+    return QP_CLI_EXIT_FAILURE;
+  }
+  return QP_CLI_EXIT_OK;
 }
 
 static GVariant *
@@ -258,24 +360,16 @@ qp_cli_domain_json(GVariant *props)
   g_variant_lookup(props, "Persistent", "b", &persistent);
   g_variant_lookup(props, "Active", "b", &active);
   json_builder_begin_object(b);
-  json_builder_set_member_name(b, "name");
-  json_builder_add_string_value(b, qp_cli_lookup_s(props, "Name"));
-  json_builder_set_member_name(b, "uuid");
-  json_builder_add_string_value(b, qp_cli_lookup_s(props, "UUID"));
-  json_builder_set_member_name(b, "state");
-  json_builder_add_string_value(b, qp_cli_lookup_s(props, "State"));
-  json_builder_set_member_name(b, "persistent");
-  json_builder_add_boolean_value(b, persistent);
-  json_builder_set_member_name(b, "active");
-  json_builder_add_boolean_value(b, active);
+  qp_cli_json_add_string_or_null(b, "name", qp_cli_lookup_s(props, "Name"));
+  qp_cli_json_add_string_or_null(b, "uuid", qp_cli_lookup_s(props, "UUID"));
+  qp_cli_json_add_string_or_null(b, "state", qp_cli_lookup_s(props, "State"));
+  qp_cli_json_add_boolean(b, "persistent", persistent);
+  qp_cli_json_add_boolean(b, "active", active);
   qp_cli_json_add_uint(b, "percent", qp_cli_lookup_t(props, "Percent"));
   qp_cli_json_add_uint(b, "max", qp_cli_lookup_t(props, "Max"));
-  json_builder_set_member_name(b, "chain");
-  json_builder_add_string_value(b, qp_cli_lookup_s(props, "Chain"));
-  json_builder_set_member_name(b, "policy-source");
-  json_builder_add_string_value(b, qp_cli_lookup_s(props, "PolicySource"));
-  json_builder_set_member_name(b, "error");
-  json_builder_add_string_value(b, qp_cli_lookup_s(props, "Error"));
+  qp_cli_json_add_string_or_null(b, "chain", qp_cli_lookup_s(props, "Chain"));
+  qp_cli_json_add_string_or_null(b, "policy-source", qp_cli_lookup_s(props, "PolicySource"));
+  qp_cli_json_add_string_or_null(b, "error", qp_cli_lookup_s(props, "Error"));
   qp_cli_json_add_uint(b, "write-count", qp_cli_lookup_t(props, "WriteCount"));
   json_builder_set_member_name(b, "disks");
   if (disks != NULL)
@@ -296,13 +390,17 @@ qp_cli_cmp_domains(gconstpointer a, gconstpointer b)
 }
 
 static GPtrArray *
-qp_cli_daemon_domains(GVariant *objects)
+qp_cli_daemon_domains(GDBusConnection *bus, GError **error)
 {
-  GPtrArray *domains = g_ptr_array_new_with_free_func((GDestroyNotify)g_variant_unref);
+  g_autoptr(GVariant) objects = qp_cli_daemon_objects(bus, error);
+  GPtrArray *domains;
   GVariantIter iter;
   const char *path;
   GVariant *ifaces;
 
+  if (objects == NULL)
+    return NULL;
+  domains = g_ptr_array_new_with_free_func((GDestroyNotify)g_variant_unref);
   g_variant_iter_init(&iter, objects);
   while (g_variant_iter_next(&iter, "{&o@a{sa{sv}}}", &path, &ifaces)) {
     g_autoptr(GVariant) i = ifaces;
@@ -312,6 +410,21 @@ qp_cli_daemon_domains(GVariant *objects)
   }
   g_ptr_array_sort(domains, qp_cli_cmp_domains);
   return domains;
+}
+
+/* The domains as a JSON array on stdout. */
+static void
+qp_cli_domains_json_print(GPtrArray *domains)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  g_autoptr(JsonNode) root = NULL;
+
+  json_builder_begin_array(b);
+  for (guint i = 0; i < domains->len; i++)
+    json_builder_add_value(b, qp_cli_domain_json(g_ptr_array_index(domains, i)));
+  json_builder_end_array(b);
+  root = json_builder_get_root(b);
+  qp_cli_json_print(root);
 }
 
 /* One message per domain in error on stderr; the exit status (spec section 5). */
@@ -356,32 +469,23 @@ qp_cli_policy_text(GVariant *props)
 int
 qp_cli_status(int argc, char **argv)
 {
-  g_auto(QpCliDaemonOpts) opts = { 0 };
-  g_autoptr(GDBusConnection) bus = NULL;
+  int status;
+  g_auto(QpCliDaemon) d = { 0 };
   g_autoptr(GVariant) manager = NULL;
-  g_autoptr(GVariant) objects = NULL;
   g_autoptr(GPtrArray) domains = NULL;
   g_autoptr(GError) error = NULL;
   const char *states[] = { "applied", "pending-restart", "unmanaged", "error" };
   guint counts[G_N_ELEMENTS(states)] = { 0 };
   gboolean connected = FALSE;
 
-  if (!qp_cli_daemon_parse("status", NULL, _("Show the daemon's state."), TRUE, FALSE, &argc, &argv,
-                           &opts))
-    return QP_CLI_EXIT_USAGE;
-  if (qp_cli_daemon_n_args(&opts) != 0) {
-    qp_cli_usage_error("status", _("unexpected argument “%s”"), opts.rest[0]);
-    return QP_CLI_EXIT_USAGE;
-  }
-  bus = qp_cli_daemon_bus(&opts);
-  if (bus == NULL)
-    return QP_CLI_EXIT_FAILURE;
-  manager = qp_cli_daemon_props(bus, QP_MANAGER_PATH, QP_MANAGER_IFACE, &error);
-  if (manager == NULL || (objects = qp_cli_daemon_objects(bus, &error)) == NULL) {
-    qp_cli_daemon_error(NULL, error);
+  status = qp_cli_daemon_start("status", argc, argv, &d);
+  if (status != QP_CLI_EXIT_OK)
+    return status;
+  manager = qp_cli_daemon_props(d.bus, QP_MANAGER_PATH, QP_MANAGER_IFACE, &error);
+  if (manager == NULL || (domains = qp_cli_daemon_domains(d.bus, &error)) == NULL) {
+    qp_cli_daemon_error(&d, NULL, error);
     return QP_CLI_EXIT_FAILURE;
   }
-  domains = qp_cli_daemon_domains(objects);
   for (guint i = 0; i < domains->len; i++) {
     const char *state = qp_cli_lookup_s(g_ptr_array_index(domains, i), "State");
     for (guint j = 0; j < G_N_ELEMENTS(states); j++) {
@@ -391,16 +495,13 @@ qp_cli_status(int argc, char **argv)
   }
   g_variant_lookup(manager, "Connected", "b", &connected);
 
-  if (opts.json) {
+  if (d.json) {
     g_autoptr(JsonBuilder) b = json_builder_new();
     g_autoptr(JsonNode) root = NULL;
     json_builder_begin_object(b);
-    json_builder_set_member_name(b, "version");
-    json_builder_add_string_value(b, qp_cli_lookup_s(manager, "Version"));
-    json_builder_set_member_name(b, "uri");
-    json_builder_add_string_value(b, qp_cli_lookup_s(manager, "Uri"));
-    json_builder_set_member_name(b, "connected");
-    json_builder_add_boolean_value(b, connected);
+    qp_cli_json_add_string_or_null(b, "version", qp_cli_lookup_s(manager, "Version"));
+    qp_cli_json_add_string_or_null(b, "uri", qp_cli_lookup_s(manager, "Uri"));
+    qp_cli_json_add_boolean(b, "connected", connected);
     qp_cli_json_add_uint(b, "domains", domains->len);
     for (guint j = 0; j < G_N_ELEMENTS(states); j++)
       qp_cli_json_add_uint(b, states[j], counts[j]);
@@ -442,37 +543,21 @@ qp_cli_status(int argc, char **argv)
 int
 qp_cli_list(int argc, char **argv)
 {
-  g_auto(QpCliDaemonOpts) opts = { 0 };
-  g_autoptr(GDBusConnection) bus = NULL;
-  g_autoptr(GVariant) objects = NULL;
+  int status;
+  g_auto(QpCliDaemon) d = { 0 };
   g_autoptr(GPtrArray) domains = NULL;
   g_autoptr(GError) error = NULL;
 
-  if (!qp_cli_daemon_parse("list", NULL, _("List domains and their policy state."), TRUE, FALSE,
-                           &argc, &argv, &opts))
-    return QP_CLI_EXIT_USAGE;
-  if (qp_cli_daemon_n_args(&opts) != 0) {
-    qp_cli_usage_error("list", _("unexpected argument “%s”"), opts.rest[0]);
-    return QP_CLI_EXIT_USAGE;
-  }
-  bus = qp_cli_daemon_bus(&opts);
-  if (bus == NULL)
-    return QP_CLI_EXIT_FAILURE;
-  objects = qp_cli_daemon_objects(bus, &error);
-  if (objects == NULL) {
-    qp_cli_daemon_error(NULL, error);
+  status = qp_cli_daemon_start("list", argc, argv, &d);
+  if (status != QP_CLI_EXIT_OK)
+    return status;
+  domains = qp_cli_daemon_domains(d.bus, &error);
+  if (domains == NULL) {
+    qp_cli_daemon_error(&d, NULL, error);
     return QP_CLI_EXIT_FAILURE;
   }
-  domains = qp_cli_daemon_domains(objects);
-  if (opts.json) {
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    g_autoptr(JsonNode) root = NULL;
-    json_builder_begin_array(b);
-    for (guint i = 0; i < domains->len; i++)
-      json_builder_add_value(b, qp_cli_domain_json(g_ptr_array_index(domains, i)));
-    json_builder_end_array(b);
-    root = json_builder_get_root(b);
-    qp_cli_json_print(root);
+  if (d.json) {
+    qp_cli_domains_json_print(domains);
   } else {
     g_autoptr(QpCliTable) t = qp_cli_table_new(4);
     qp_cli_table_set_header(t, _("DOMAIN"), _("STATE"), _("POLICY"), _("ERROR"), NULL);
@@ -557,35 +642,28 @@ qp_cli_print_domain(GVariant *props)
 int
 qp_cli_show(int argc, char **argv)
 {
-  g_auto(QpCliDaemonOpts) opts = { 0 };
-  g_autoptr(GDBusConnection) bus = NULL;
+  int status;
+  g_auto(QpCliDaemon) d = { 0 };
   g_autoptr(GVariant) props = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *path = NULL;
 
-  if (!qp_cli_daemon_parse("show", _("DOMAIN"), _("Show one domain's disks and figures."), TRUE,
-                           FALSE, &argc, &argv, &opts))
-    return QP_CLI_EXIT_USAGE;
-  if (qp_cli_daemon_n_args(&opts) != 1) {
-    qp_cli_usage_error("show", "%s", _("expected one DOMAIN (name or UUID)"));
-    return QP_CLI_EXIT_USAGE;
-  }
-  bus = qp_cli_daemon_bus(&opts);
-  if (bus == NULL)
-    return QP_CLI_EXIT_FAILURE;
-  path = qp_cli_daemon_domain_path(bus, opts.rest[0], &error);
-  if (path == NULL || (props = qp_cli_daemon_props(bus, path, QP_DOMAIN_IFACE, &error)) == NULL) {
-    qp_cli_daemon_error(opts.rest[0], error);
+  status = qp_cli_daemon_start("show", argc, argv, &d);
+  if (status != QP_CLI_EXIT_OK)
+    return status;
+  path = qp_cli_daemon_domain_path(d.bus, d.rest[0], &error);
+  if (path == NULL || (props = qp_cli_daemon_props(d.bus, path, QP_DOMAIN_IFACE, &error)) == NULL) {
+    qp_cli_daemon_error(&d, d.rest[0], error);
     return QP_CLI_EXIT_FAILURE;
   }
-  if (opts.json) {
+  if (d.json) {
     g_autoptr(JsonNode) root = qp_cli_domain_json(props);
     qp_cli_json_print(root);
   } else {
     qp_cli_print_domain(props);
   }
   if (g_str_equal(qp_cli_lookup_s(props, "State"), "error")) {
-    if (!opts.json)
+    if (!d.json)
       g_printerr("qcow2-policyctl: %s: %s\n", qp_cli_lookup_s(props, "Name"),
                  qp_cli_lookup_s(props, "Error"));
     return QP_CLI_EXIT_FAILURE;
@@ -595,14 +673,14 @@ qp_cli_show(int argc, char **argv)
 
 /* After set/clear: one line with the domain's new state; 1 when it is in error. */
 static int
-qp_cli_daemon_report(GDBusConnection *bus, const char *domain, const char *path)
+qp_cli_daemon_report(const QpCliDaemon *d, const char *domain, const char *path)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) props = qp_cli_daemon_props(bus, path, QP_DOMAIN_IFACE, &error);
+  g_autoptr(GVariant) props = qp_cli_daemon_props(d->bus, path, QP_DOMAIN_IFACE, &error);
   g_autofree char *policy = NULL;
 
   if (props == NULL) {
-    qp_cli_daemon_error(domain, error);
+    qp_cli_daemon_error(d, domain, error);
     return QP_CLI_EXIT_FAILURE;
   }
   if (g_str_equal(qp_cli_lookup_s(props, "State"), "error")) {
@@ -617,130 +695,98 @@ qp_cli_daemon_report(GDBusConnection *bus, const char *domain, const char *path)
 
 /* Call METHOD with PARAMS (consumed) on DOMAIN's object, then print the domain's state. */
 static int
-qp_cli_daemon_domain_call(GDBusConnection *bus, const char *domain, const char *method,
+qp_cli_daemon_domain_call(const QpCliDaemon *d, const char *domain, const char *method,
                           GVariant *params)
 {
   g_autoptr(GVariant) args = g_variant_ref_sink(params);
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = qp_cli_daemon_domain_path(bus, domain, &error);
+  g_autofree char *path = qp_cli_daemon_domain_path(d->bus, domain, &error);
 
-  if (path == NULL) {
-    qp_cli_daemon_error(domain, error);
-    return QP_CLI_EXIT_FAILURE;
-  }
-  reply = qp_cli_daemon_call(bus, path, QP_DOMAIN_IFACE, method, args, "()",
-                             QP_CLI_LONG_CALL_TIMEOUT_MS, &error);
+  if (path != NULL)
+    reply = qp_cli_daemon_call(d->bus, path, QP_DOMAIN_IFACE, method, args, "()",
+                               QP_CLI_LONG_CALL_TIMEOUT_MS, &error);
   if (reply == NULL) {
-    qp_cli_daemon_error(domain, error);
+    qp_cli_daemon_error(d, domain, error);
     return QP_CLI_EXIT_FAILURE;
   }
-  return qp_cli_daemon_report(bus, domain, path);
+  return qp_cli_daemon_report(d, domain, path);
+}
+
+static gboolean
+qp_cli_daemon_check_set(QpCliDaemon *d, GError **error)
+{
+  if (!qp_cli_parse_percent("PERCENT", d->rest[1], &d->percent, error))
+    return FALSE;
+  if (d->max != NULL && !qp_cli_parse_size("--max", d->max, &d->max_bytes, error))
+    return FALSE;
+  if (d->chain != NULL && !g_str_equal(d->chain, "top") && !g_str_equal(d->chain, "all")) {
+    g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                _("--chain: “%s” is neither “top” nor “all”"), d->chain);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 int
 qp_cli_set(int argc, char **argv)
 {
-  g_auto(QpCliDaemonOpts) opts = { 0 };
-  g_autoptr(GDBusConnection) bus = NULL;
-  g_autoptr(GError) error = NULL;
+  int status;
+  g_auto(QpCliDaemon) d = { 0 };
   GVariantBuilder options;
-  guint percent = 0;
-  guint64 max = 0;
 
-  if (!qp_cli_daemon_parse("set", _("DOMAIN PERCENT"),
-                           _("Set a domain's policy: keep PERCENT of each image's L2 tables in "
-                             "QEMU's cache."),
-                           FALSE, TRUE, &argc, &argv, &opts))
-    return QP_CLI_EXIT_USAGE;
-  if (qp_cli_daemon_n_args(&opts) != 2) {
-    qp_cli_usage_error("set", "%s", _("expected DOMAIN and PERCENT"));
-    return QP_CLI_EXIT_USAGE;
-  }
-  if (!qp_cli_parse_percent("PERCENT", opts.rest[1], &percent, &error)
-      || (opts.max != NULL && !qp_cli_parse_size("--max", opts.max, &max, &error))) {
-    qp_cli_usage_error("set", "%s", error->message);
-    return QP_CLI_EXIT_USAGE;
-  }
-  if (opts.chain != NULL && !g_str_equal(opts.chain, "top") && !g_str_equal(opts.chain, "all")) {
-    qp_cli_usage_error("set", _("--chain: “%s” is neither “top” nor “all”"), opts.chain);
-    return QP_CLI_EXIT_USAGE;
-  }
-  bus = qp_cli_daemon_bus(&opts);
-  if (bus == NULL)
-    return QP_CLI_EXIT_FAILURE;
+  status = qp_cli_daemon_start("set", argc, argv, &d);
+  if (status != QP_CLI_EXIT_OK)
+    return status;
   g_variant_builder_init(&options, G_VARIANT_TYPE_VARDICT);
-  g_variant_builder_add(&options, "{sv}", "max", g_variant_new_uint64(max));
+  g_variant_builder_add(&options, "{sv}", "max", g_variant_new_uint64(d.max_bytes));
   g_variant_builder_add(&options, "{sv}", "chain",
-                        g_variant_new_string(opts.chain != NULL ? opts.chain : "top"));
+                        g_variant_new_string(d.chain != NULL ? d.chain : "top"));
   if (isatty(STDIN_FILENO))
     g_variant_builder_add(&options, "{sv}", "interactive", g_variant_new_boolean(TRUE));
-  return qp_cli_daemon_domain_call(bus, opts.rest[0], "SetPolicy",
-                                   g_variant_new("(ua{sv})", percent, &options));
+  return qp_cli_daemon_domain_call(&d, d.rest[0], "SetPolicy",
+                                   g_variant_new("(ua{sv})", d.percent, &options));
 }
 
 int
 qp_cli_clear(int argc, char **argv)
 {
-  g_auto(QpCliDaemonOpts) opts = { 0 };
-  g_autoptr(GDBusConnection) bus = NULL;
+  int status;
+  g_auto(QpCliDaemon) d = { 0 };
 
-  if (!qp_cli_daemon_parse("clear", _("DOMAIN"), _("Remove a domain's policy."), FALSE, FALSE,
-                           &argc, &argv, &opts))
-    return QP_CLI_EXIT_USAGE;
-  if (qp_cli_daemon_n_args(&opts) != 1) {
-    qp_cli_usage_error("clear", "%s", _("expected one DOMAIN (name or UUID)"));
-    return QP_CLI_EXIT_USAGE;
-  }
-  bus = qp_cli_daemon_bus(&opts);
-  if (bus == NULL)
-    return QP_CLI_EXIT_FAILURE;
-  return qp_cli_daemon_domain_call(bus, opts.rest[0], "ClearPolicy",
+  status = qp_cli_daemon_start("clear", argc, argv, &d);
+  if (status != QP_CLI_EXIT_OK)
+    return status;
+  return qp_cli_daemon_domain_call(&d, d.rest[0], "ClearPolicy",
                                    g_variant_new("(@a{sv})", qp_cli_daemon_options(TRUE)));
 }
 
 int
 qp_cli_reconcile(int argc, char **argv)
 {
-  g_auto(QpCliDaemonOpts) opts = { 0 };
-  g_autoptr(GDBusConnection) bus = NULL;
+  int status;
+  g_auto(QpCliDaemon) d = { 0 };
   g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GVariant) objects = NULL;
   g_autoptr(GPtrArray) domains = NULL;
   g_autoptr(GError) error = NULL;
   guint failed = 0;
 
-  if (!qp_cli_daemon_parse("reconcile", NULL, _("Reconcile every domain now."), TRUE, FALSE, &argc,
-                           &argv, &opts))
-    return QP_CLI_EXIT_USAGE;
-  if (qp_cli_daemon_n_args(&opts) != 0) {
-    qp_cli_usage_error("reconcile", _("unexpected argument “%s”"), opts.rest[0]);
-    return QP_CLI_EXIT_USAGE;
-  }
-  bus = qp_cli_daemon_bus(&opts);
-  if (bus == NULL)
-    return QP_CLI_EXIT_FAILURE;
-  reply = qp_cli_daemon_call(bus, QP_MANAGER_PATH, QP_MANAGER_IFACE, "Reconcile",
+  status = qp_cli_daemon_start("reconcile", argc, argv, &d);
+  if (status != QP_CLI_EXIT_OK)
+    return status;
+  reply = qp_cli_daemon_call(d.bus, QP_MANAGER_PATH, QP_MANAGER_IFACE, "Reconcile",
                              g_variant_new("(@a{sv})", qp_cli_daemon_options(TRUE)), "()",
                              QP_CLI_LONG_CALL_TIMEOUT_MS, &error);
-  if (reply == NULL || (objects = qp_cli_daemon_objects(bus, &error)) == NULL) {
-    qp_cli_daemon_error(NULL, error);
+  if (reply == NULL || (domains = qp_cli_daemon_domains(d.bus, &error)) == NULL) {
+    qp_cli_daemon_error(&d, NULL, error);
     return QP_CLI_EXIT_FAILURE;
   }
-  domains = qp_cli_daemon_domains(objects);
   for (guint i = 0; i < domains->len; i++) {
     if (g_str_equal(qp_cli_lookup_s(g_ptr_array_index(domains, i), "State"), "error"))
       failed++;
   }
-  if (opts.json) {
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    g_autoptr(JsonNode) root = NULL;
-    json_builder_begin_array(b);
-    for (guint i = 0; i < domains->len; i++)
-      json_builder_add_value(b, qp_cli_domain_json(g_ptr_array_index(domains, i)));
-    json_builder_end_array(b);
-    root = json_builder_get_root(b);
-    qp_cli_json_print(root);
+  if (d.json) {
+    qp_cli_domains_json_print(domains);
   } else {
     printf(ngettext("Reconciled %u domain", "Reconciled %u domains", domains->len), domains->len);
     printf(ngettext(", %u in error.\n", ", %u in error.\n", failed), failed);

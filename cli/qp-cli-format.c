@@ -250,6 +250,13 @@ qp_cli_json_add_string_or_null(JsonBuilder *builder, const char *member, const c
 }
 
 void
+qp_cli_json_add_boolean(JsonBuilder *builder, const char *member, gboolean value)
+{
+  json_builder_set_member_name(builder, member);
+  json_builder_add_boolean_value(builder, value);
+}
+
+void
 qp_cli_json_add_uint(JsonBuilder *builder, const char *member, guint64 value)
 {
   json_builder_set_member_name(builder, member);

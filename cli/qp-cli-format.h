@@ -53,6 +53,8 @@ qp_cli_json_print(JsonNode *node);
 void
 qp_cli_json_add_string_or_null(JsonBuilder *builder, const char *member, const char *value);
 void
+qp_cli_json_add_boolean(JsonBuilder *builder, const char *member, gboolean value);
+void
 qp_cli_json_add_uint(JsonBuilder *builder, const char *member, guint64 value);
 
 /* Strict option values: a percent is 1..100 written as plain decimal digits

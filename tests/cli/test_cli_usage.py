@@ -28,6 +28,24 @@ def test_no_command():
     assert ctl().returncode == 2
 
 
+def test_leading_options_need_a_command():
+    assert ctl("--session").returncode == 2
+    assert ctl("--session", "--json").returncode == 2
+    proc = ctl("--session", "--help")
+    assert proc.returncode == 0 and "Commands:" in proc.stdout
+
+
+def test_leading_session_goes_to_the_command(image):
+    # handed on as if it followed the command name: analyze has no --session
+    proc = ctl("--session", "analyze", image)
+    assert proc.returncode == 2
+    assert "qcow2-policyctl analyze: Unknown option --session" in proc.stderr
+    # and --json before the command is analyze's own --json
+    proc = ctl("--json", "analyze", image)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["virtual-size"] == GIB
+
+
 def test_unknown_command():
     proc = ctl("analyse")
     assert proc.returncode == 2

@@ -267,8 +267,9 @@ def dbus_error_name(exc):
     return Gio.DBusError.get_remote_error(exc)
 
 
-def cli(*args, bus=None, check=False):
-    env = dict(os.environ, LC_ALL="C.UTF-8", LANGUAGE="")
+def cli(*args, bus=None, check=False, env=None):
+    """The built qcow2-policyctl; @bus the session bus, @env more variables."""
+    env = dict(os.environ, LC_ALL="C.UTF-8", LANGUAGE="", **(env or {}))
     if bus is not None:
         env["DBUS_SESSION_BUS_ADDRESS"] = bus.address
     res = subprocess.run([CLI] + list(args), capture_output=True, text=True, env=env, timeout=60)

@@ -135,11 +135,66 @@ def test_reconcile(env):
     assert "broken" in res.stderr and "Reconciled 3 domains" in res.stdout
 
 
-def test_no_daemon_is_a_clear_error(tmp_path):
+def test_session_before_the_command(env):
+    # --session and --json may stand before the command name as well as after it
+    for args in (["--session", "list", "--json"], ["--session", "--json", "list"],
+                 ["--json", "list", "--session"]):
+        res = qd.cli(*args, bus=env["bus"])
+        assert res.returncode == 1, (args, res.stderr)
+        assert {d["name"] for d in json.loads(res.stdout)} == set(UUIDS), args
+    res = qd.cli("--session", "show", "web", bus=env["bus"])
+    assert res.returncode == 0 and "128 MiB" in res.stdout
+    # a command that does not take --json says so, wherever it stands
+    res = qd.cli("--json", "clear", "db", "--session", bus=env["bus"])
+    assert res.returncode == 2 and "--json" in res.stderr
+
+
+SYSTEM_HINT = "; is the service running? use --session for a session-bus daemon"
+SESSION_HINT = ("; is “qcow2-policyd --session” running in this session? leave out --session "
+                "for the system-bus daemon")
+
+
+@pytest.mark.parametrize("command", [["status"], ["list"], ["show", "web"], ["clear", "web"],
+                                     ["reconcile"]])
+def test_no_daemon_on_the_bus(tmp_path, command):
     bus = qd.Bus(str(tmp_path))
     try:
-        res = qd.cli("list", "--session", bus=bus)
-        assert res.returncode == 1
-        assert "not running" in res.stderr
+        res = qd.cli(*command, "--session", bus=bus)
+        assert res.returncode == 1, res.stderr
+        assert res.stdout == ""
+        assert res.stderr == ("qcow2-policyctl: cannot reach qcow2-policyd on the session bus: The name "
+                              "org.qcow2policyd.Policy1 was not provided by any .service files"
+                              + SESSION_HINT + "\n"), res.stderr
+        if command[0] != "clear":
+            # scripts get the D-Bus error name
+            res = qd.cli(*command, "--session", "--json", bus=bus)
+            assert res.returncode == 1
+            assert json.loads(res.stdout) == {"error": {
+                "bus": "session", "dbus-error": "org.freedesktop.DBus.Error.ServiceUnknown",
+                "reachable": False,
+                "message": "The name org.qcow2policyd.Policy1 was not provided by any .service files"}}
+            assert res.stderr.startswith("qcow2-policyctl: cannot reach qcow2-policyd on the session bus")
     finally:
         bus.stop()
+
+
+def test_no_system_bus(tmp_path):
+    nowhere = {"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=" + str(tmp_path / "no-socket")}
+    res = qd.cli("status", env=nowhere)
+    assert res.returncode == 1
+    assert res.stderr == ("qcow2-policyctl: cannot reach qcow2-policyd on the system bus: Could not "
+                          "connect: No such file or directory" + SYSTEM_HINT + "\n"), res.stderr
+    res = qd.cli("--json", "list", env=nowhere)
+    assert res.returncode == 1
+    assert json.loads(res.stdout) == {"error": {
+        "bus": "system", "dbus-error": None, "reachable": False,
+        "message": "Could not connect: No such file or directory"}}
+
+
+def test_other_errors_keep_their_name_in_json(env):
+    res = ctl(env, "show", "--json", "no-such")
+    assert res.returncode == 1
+    err = json.loads(res.stdout)["error"]
+    assert err["bus"] == "session" and err["reachable"] is True
+    assert err["dbus-error"].startswith(qd.ERROR_PREFIX)
+    assert res.stderr.startswith("qcow2-policyctl: no-such: ")

@@ -41,7 +41,11 @@ ALL = sorted("analyze recommend plan apply-xml status list show set clear reconc
     (["qcow2-policyctl", "an"], ["analyze"]),
     (["qcow2-policyctl", "re"], ["recommend", "reconcile"]),
     (["qcow2-policyctl", "s"], ["set", "show", "status"]),
-    (["qcow2-policyctl", "--"], ["--help", "--version"]),
+    (["qcow2-policyctl", "--"], ["--help", "--json", "--session", "--version"]),
+    (["qcow2-policyctl", "--s"], ["--session"]),
+    (["qcow2-policyctl", "--session", "li"], ["list"]),
+    (["qcow2-policyctl", "--session", "--json", "s"], ["set", "show", "status"]),
+    (["qcow2-policyctl", "--session", "list", "--j"], ["--json"]),
     (["qcow2-policyctl", "--ver"], ["--version"]),
     (["qcow2-policyctl", "analyze", "--p"], ["--percent"]),
     (["qcow2-policyctl", "analyze", "--a"], ["--allocation"]),
@@ -132,6 +136,8 @@ def daemon_bus():
     (["set", "--session", "test", "50", ""], []),
     (["clear", "--session", "test", ""], []),
     (["show", "--session", "x"], []),
+    (["--session", "show", "te"], ["test"]),
+    (["--session", "set", "test", ""], ["100", "25", "50"]),
 ])
 def test_domains_from_daemon(daemon_bus, words, expected):
     assert complete([qp_style.cli_path()] + words, env=daemon_bus) == expected
