@@ -26,6 +26,35 @@ show()
     "$@"
 }
 
+# A domain of the demo on stdout: domain_xml TYPE NAME N METADATA RUNSTATE DEV=IMAGE...
+# (UUID ...00N, images in $tmp; METADATA and the test driver's RUNSTATE may be empty).
+domain_xml()
+{
+    local type=$1 name=$2 n=$3 metadata=$4 runstate=$5 disk
+    shift 5
+    echo "<domain type='$type'>"
+    echo "  <name>$name</name>"
+    echo "  <uuid>7f6c1a2e-5b1d-4c3e-9a0b-00000000000$n</uuid>"
+    if [ -n "$metadata" ]; then
+        printf '  <metadata>\n    %s\n  </metadata>\n' "$metadata"
+    fi
+    echo "  <memory unit='MiB'>64</memory>"
+    echo "  <os><type arch='x86_64'>hvm</type></os>"
+    echo "  <devices>"
+    for disk in "$@"; do
+        echo "    <disk type='file' device='disk'>"
+        echo "      <driver name='qemu' type='qcow2'/>"
+        echo "      <source file='$tmp/${disk#*=}'/>"
+        echo "      <target dev='${disk%%=*}' bus='virtio'/>"
+        echo "    </disk>"
+    done
+    echo "  </devices>"
+    if [ -n "$runstate" ]; then
+        echo "  <test:runstate>$runstate</test:runstate>"
+    fi
+    echo "</domain>"
+}
+
 # QP_DEMO_NO_BUILD=1 (the test suite's run of this script) uses $BUILDDIR as it is.
 if [ "${QP_DEMO_NO_BUILD:-0}" != 1 ]; then
     step "Installing dependencies and building"
@@ -106,29 +135,8 @@ step "Which layout for a 1 TiB disk?"
 show "$ctl" recommend --size 1T
 
 step "What the daemon will write, computed offline from a domain XML file (no daemon needed)"
-cat > "$tmp/db.xml" <<EOF
-<domain type='kvm'>
-  <name>db</name>
-  <uuid>7f6c1a2e-5b1d-4c3e-9a0b-000000000002</uuid>
-  <metadata>
-    <qc:l2cache xmlns:qc="http://qcow2policyd.org/schemas/l2cache/1.0" percent="100" chain="all"/>
-  </metadata>
-  <memory unit='MiB'>64</memory>
-  <os><type arch='x86_64'>hvm</type></os>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='$tmp/small.qcow2'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='$tmp/big.qcow2'/>
-      <target dev='vdb' bus='virtio'/>
-    </disk>
-  </devices>
-</domain>
-EOF
+domain_xml kvm db 2 '<qc:l2cache xmlns:qc="http://qcow2policyd.org/schemas/l2cache/1.0" percent="100" chain="all"/>' \
+    "" vda=small.qcow2 vdb=big.qcow2 >"$tmp/db.xml"
 show "$ctl" plan "$tmp/db.xml"
 echo
 show "$ctl" apply-xml "$tmp/db.xml" >"$tmp/db-new.xml"
@@ -143,48 +151,12 @@ fi
 step "Starting a private session bus and qcow2-policyd against libvirt's test driver"
 # The test driver reads its whole "host" from this file: two domains using the demo images,
 # "web" running (state 1) and "db" shut off (state 5), neither with a policy yet.
-cat > "$tmp/node.xml" <<EOF
-<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
-  <domain type='test'>
-    <name>web</name>
-    <uuid>7f6c1a2e-5b1d-4c3e-9a0b-000000000001</uuid>
-    <memory unit='MiB'>64</memory>
-    <os><type arch='x86_64'>hvm</type></os>
-    <devices>
-      <disk type='file' device='disk'>
-        <driver name='qemu' type='qcow2'/>
-        <source file='$tmp/big.qcow2'/>
-        <target dev='vda' bus='virtio'/>
-      </disk>
-      <disk type='file' device='disk'>
-        <driver name='qemu' type='qcow2'/>
-        <source file='$tmp/ext.qcow2'/>
-        <target dev='vdb' bus='virtio'/>
-      </disk>
-    </devices>
-    <test:runstate>1</test:runstate>
-  </domain>
-  <domain type='test'>
-    <name>db</name>
-    <uuid>7f6c1a2e-5b1d-4c3e-9a0b-000000000002</uuid>
-    <memory unit='MiB'>64</memory>
-    <os><type arch='x86_64'>hvm</type></os>
-    <devices>
-      <disk type='file' device='disk'>
-        <driver name='qemu' type='qcow2'/>
-        <source file='$tmp/small.qcow2'/>
-        <target dev='vda' bus='virtio'/>
-      </disk>
-      <disk type='file' device='disk'>
-        <driver name='qemu' type='qcow2'/>
-        <source file='$tmp/big.qcow2'/>
-        <target dev='vdb' bus='virtio'/>
-      </disk>
-    </devices>
-    <test:runstate>5</test:runstate>
-  </domain>
-</node>
-EOF
+{
+    echo "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>"
+    domain_xml test web 1 "" 1 vda=big.qcow2 vdb=ext.qcow2 | sed 's/^/  /'
+    domain_xml test db 2 "" 5 vda=small.qcow2 vdb=big.qcow2 | sed 's/^/  /'
+    echo "</node>"
+} >"$tmp/node.xml"
 dbus-daemon --session --print-address=3 --print-pid=4 --fork 3>"$tmp/bus.addr" 4>"$tmp/bus.pid"
 bus_pid=$(cat "$tmp/bus.pid")
 DBUS_SESSION_BUS_ADDRESS=$(head -n1 "$tmp/bus.addr")
