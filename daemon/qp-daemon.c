@@ -31,6 +31,10 @@
 
 /* Reconnect backoff: first retry after 1 s, doubling up to 5 s, so a restarted libvirtd is
  * picked up within seconds without hammering one that is down. */
+/* A define of ours is followed by its DEFINED event within milliseconds; one that has not
+ * come after this long is taken as never coming, so that it cannot hide a user's. */
+#define QP_DAEMON_OWN_EVENT_WINDOW_US (5 * G_USEC_PER_SEC)
+
 #define QP_DAEMON_RECONNECT_MIN 1
 #define QP_DAEMON_RECONNECT_MAX 5
 
@@ -57,6 +61,13 @@ struct _QpDomainEntry {
   char *settled_digest;   /* of the inactive XML the last full reconcile settled on */
   gboolean full_needed;   /* a trigger that may change images or policy arrived */
   gint64 last_write_time; /* monotonic µs */
+  /* Our own defines' DEFINED events need no reconcile: the run that wrote already read
+   * the definition back. libvirt raises exactly one per define, so each define of ours
+   * accounts for one event, whichever define it came from: the definition read back
+   * after our write covers every define before that read. */
+  guint defined_in_flight; /* DEFINED events that arrived while a run was in flight */
+  guint own_events;        /* our defines whose event has not arrived yet */
+  gint64 own_events_time;  /* monotonic µs of the last such define */
 };
 
 struct _QpDaemon {
@@ -248,6 +259,19 @@ qp_daemon_job_done_cb(gpointer data)
   self->busy--;
   self->reconciles++;
   self->writes += done->result->writes;
+  if (!stale) {
+    guint own = done->result->defines;
+    guint consumed = MIN(own, entry->defined_in_flight);
+    entry->defined_in_flight -= consumed;
+    if (own > consumed) {
+      entry->own_events += own - consumed;
+      entry->own_events_time = g_get_monotonic_time();
+    }
+  }
+  /* someone else's define: it may hold anything */
+  if (entry->defined_in_flight > 0)
+    entry->rerun = TRUE;
+  entry->defined_in_flight = 0;
   if (done->result->write_signature != NULL) {
     g_free(entry->last_write_signature);
     entry->last_write_signature = g_strdup(done->result->write_signature);
@@ -908,11 +932,42 @@ qp_daemon_schedule_dom(QpDaemon *self, virDomainPtr dom, gboolean full)
   qp_daemon_schedule_full(self, uuid, full, NULL, QP_RECONCILE_OP_NONE, NULL);
 }
 
+/* A DEFINED event: TRUE when it is (or stands for) one of our own defines, which needs
+ * no reconcile; one arriving while a run is in flight is counted and settled when the
+ * run is done (qp_daemon_job_done_cb). */
+static gboolean
+qp_daemon_own_defined_event(QpDaemon *self, virDomainPtr dom)
+{
+  char uuid[VIR_UUID_STRING_BUFLEN];
+  QpDomainEntry *entry;
+
+  if (virDomainGetUUIDString(dom, uuid) < 0)
+    return FALSE;
+  entry = g_hash_table_lookup(self->domains, uuid);
+  if (entry == NULL)
+    return FALSE;
+  if (entry->in_flight) {
+    entry->defined_in_flight++;
+    return TRUE;
+  }
+  if (entry->own_events > 0
+      && g_get_monotonic_time() - entry->own_events_time < QP_DAEMON_OWN_EVENT_WINDOW_US) {
+    entry->own_events--;
+    return TRUE;
+  }
+  entry->own_events = 0;
+  return FALSE;
+}
+
 static int
 qp_daemon_lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
 {
   QpDaemon *self = QP_DAEMON(opaque);
 
+  if (event == VIR_DOMAIN_EVENT_DEFINED && qp_daemon_own_defined_event(self, dom)) {
+    g_debug("lifecycle event %d/%d for %s: our own define's", event, detail, virDomainGetName(dom));
+    return 0;
+  }
   switch (event) {
   case VIR_DOMAIN_EVENT_DEFINED:   /* also our own writes: their reconcile writes nothing */
   case VIR_DOMAIN_EVENT_UNDEFINED: /* the object goes */
@@ -965,6 +1020,9 @@ qp_daemon_close_cb(virConnectPtr conn, int reason, void *opaque);
 static void
 qp_daemon_drop_connection(QpDaemon *self)
 {
+  GHashTableIter iter;
+  gpointer value;
+
   if (self->conn == NULL)
     return;
   if (self->cb_lifecycle >= 0)
@@ -978,6 +1036,13 @@ qp_daemon_drop_connection(QpDaemon *self)
   virConnectClose(self->conn);
   self->conn = NULL;
   qp_daemon_set_connected(self, FALSE);
+  /* events of the old connection will not come */
+  g_hash_table_iter_init(&iter, self->domains);
+  while (g_hash_table_iter_next(&iter, NULL, &value)) {
+    QpDomainEntry *entry = value;
+    entry->own_events = 0;
+    entry->defined_in_flight = 0;
+  }
 }
 
 static gboolean

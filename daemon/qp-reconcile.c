@@ -304,7 +304,8 @@ qp_reconcile_update_disks(virDomainPtr dom, const QpDomainXml *doc, const QpPlan
  * re-read only in the elements the policy owns. */
 static gboolean
 qp_reconcile_write(const QpReconcileJob *job, virDomainPtr dom, const QpDomainXml *doc,
-                   const QpPlan *plan, const char *new_xml, GError **error)
+                   const QpPlan *plan, const char *new_xml, QpReconcileResult *result,
+                   GError **error)
 {
   g_autoptr(QpVirDomain) newdom = NULL;
   gboolean unsupported = FALSE;
@@ -323,6 +324,7 @@ qp_reconcile_write(const QpReconcileJob *job, virDomainPtr dom, const QpDomainXm
     qp_error_set_libvirt(error, _("Cannot define the rewritten domain XML"));
     return FALSE;
   }
+  result->defines++;
   return TRUE;
 }
 
@@ -390,7 +392,7 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
         g_debug("%s: definition changed while planning, rebuilding the plan", job->uuid);
         continue;
       }
-      if (!qp_reconcile_write(job, dom, doc, plan, new_xml, error))
+      if (!qp_reconcile_write(job, dom, doc, plan, new_xml, result, error))
         return FALSE;
       written = TRUE;
       result->writes++;

@@ -59,6 +59,8 @@ typedef struct {
   GError *op_error;      /* QP_ERROR: the op failed (the reconcile may still have run) */
   GVariant *disks;       /* aa{sv}, floating reference sunk */
   guint writes;          /* definitions written */
+  guint defines;         /* of them, whole definitions (virDomainDefineXMLFlags): each raises
+                          * exactly one DEFINED event, which the daemon need not reconcile */
   char *write_signature; /* the values written ("vda/0=N;…"), NULL when nothing was */
 } QpReconcileResult;
 

@@ -15,10 +15,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qpdaemon as qd  # noqa: E402
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
+    """@field of /proc/PID/status in KiB: VmRSS, RssAnon (heap, stacks) or RssFile (mapped
+    libraries and files)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return -1
 
@@ -56,6 +58,10 @@ def main():
         try:
             m = daemon.wait_settled(n, timeout=600)
             elapsed = time.monotonic() - start
+            cpu = cpu_seconds(daemon.proc.pid)
+            # the daemon trims its heap once a burst is over (QP_DAEMON_TRIM_DELAY_MS)
+            time.sleep(0.5)
+            rss = {f: rss_kib(daemon.proc.pid, f) / 1024 for f in ("VmRSS", "RssAnon", "RssFile")}
             objs = daemon.objects()
             states = {}
             for ifaces in objs.values():
@@ -67,8 +73,9 @@ def main():
                   f"test-driver load and bus name)")
             print(f"states: {states}")
             print(f"writes: {m['WriteCount']}, reconciles: {m['ReconcileCount']}")
-            print(f"daemon CPU time (user+system): {cpu_seconds(daemon.proc.pid):.2f} s")
-            print(f"resident memory: {rss_kib(daemon.proc.pid) / 1024:.1f} MiB")
+            print(f"daemon CPU time (user+system) until all reconciled: {cpu:.2f} s")
+            print(f"resident memory: {rss['VmRSS']:.1f} MiB (anonymous {rss['RssAnon']:.1f} MiB, "
+                  f"file-backed {rss['RssFile']:.1f} MiB)")
             print(f"load average during the run: {os.getloadavg()[0]:.2f}")
         finally:
             daemon.stop()
