@@ -7,25 +7,37 @@ For each (layout, virtual size) point this creates a qcow2 image with
 qemu-img, gives every L2 table one zero cluster (qemu-io `write -z`, which
 allocates the L2 entry but no data cluster, so a read never reaches the host
 for data and every host pread64 counted is a metadata read), and measures
-three read patterns with cache-size from qcow2-policyctl:
+three read patterns with cache-size from qcow2-policyctl, each in one qemu-io
+process (4 KiB reads, queue depth 1):
 
-  strided    qemu-img bench, 4 KiB reads, stride = one L2 table's coverage
-             plus one cluster (walks every L2 table, as in the spec).
-  slicewalk  qemu-img bench, stride = the guest range one 4 KiB L2 slice maps:
-             the access cycle touches every 4 KiB slice of every L2 table, so
-             it shows the minimum: the exact 100% value has no steady-state
-             misses and 4 KiB less misses on every request.
-  random     qemu-io, uniformly random 4 KiB-aligned reads (seeded offset list
-             fed on stdin) after a slicewalk warm-up in the same process.
+  strided    the walk of qemu-img bench -S, stride = one L2 table's coverage
+             plus one cluster (walks every L2 table, as in the spec); one
+             cycle warms up. Cross-checked with qemu-img bench itself.
+  slicewalk  stride = the guest range one 4 KiB L2 slice maps: the cycle
+             touches every 4 KiB slice of every L2 table, so it shows the
+             minimum: the exact 100% value has no steady-state misses and
+             4 KiB less misses on every request. Measured at 100% and
+             100% - 4 KiB only (below that every request misses by design).
+  random     uniformly random 4 KiB-aligned reads (seeded offset list fed on
+             stdin) after a warm-up that fills the cache with the fewest
+             misses: one read per L2 table where the cache holds them all,
+             else (cache entries + 64) distinct 4 KiB slices.
 
-Steady-state misses per request come from two runs of different request
-counts: (preads(n2) - preads(n1)) / (n2 - n1), which cancels the open, the
-warm-up and the cold misses. Requests per second come from two runs without
-strace, the same way, so they are steady-state rates as well.
+The warm-up comes first, then measured segments separated by a 4 KiB data
+write to a marker cluster. With perf (Debian linux-perf; syscall tracepoints,
+root) one run records pread64 and pwrite64 in the kernel without stopping the
+process: preads between the first and last marker / requests = steady-state
+host metadata reads per request, the time between markers = requests per
+second (the fastest of the segments). Without perf, strace counts in one run
+and times the markers in a second.
 
-Needs only qemu-img, qemu-io, strace and the project's build; matplotlib (the
-Debian package python3-matplotlib) for the plots. Writes bench-l2.md,
-bench-l2.json and bench-l2-*.png into --out-dir.
+QEMU's qcow2 cache walks all its entries on every miss, so large partial
+caches are slow to fill: each run's time is estimated beforehand and runs over
+the limits are left out and listed.
+
+Needs qemu-img, qemu-io, strace (or perf) and the project's build; matplotlib
+(Debian python3-matplotlib) for the plots. Writes bench-l2.md, bench-l2.json
+and bench-l2-*.png into --out-dir.
 """
 
 import argparse
@@ -59,7 +71,7 @@ SIZES = {'64G': 64 * GIB, '256G': 256 * GIB, '1T': TIB, '4T': 4 * TIB, '16T': 16
 # Request-count caps: a pattern period above these is cut down (and said so), since
 # QEMU's cache lookup cost grows with the number of entries and a run must stay short.
 MAX_STRIDED_PERIOD = 32768
-MAX_SLICEWALK_PERIOD = 131072  # slicewalk and the random warm-up
+MAX_SLICEWALK_PERIOD = 524288  # slicewalk cycle (--max-slices)
 RANDOM_REQUESTS = 5120
 STEADY_REQUESTS = 3072  # requests measured after the warm-up cycle
 REPS = 5  # the measured requests in this many segments; the fastest gives req/s
@@ -189,6 +201,20 @@ def ran(p):
     return p is not None and 'misses-per-request' in p
 
 
+def perf_works(tmpdir):
+    """perf (Debian linux-perf) with the syscall tracepoints (root or perf_event_paranoid
+    allowing it, tracefs present)."""
+    if shutil.which('perf') is None:
+        return False
+    out = os.path.join(tmpdir, 'probe.data')
+    p = run(['perf', 'record', '-q', '-B', '--no-bpf-event', '-o', out, '-e',
+             'syscalls:sys_enter_pread64', '--', 'true'], check=False)
+    ok = p.returncode == 0 and os.path.exists(out)
+    if os.path.exists(out):
+        os.unlink(out)
+    return ok
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -201,6 +227,11 @@ class Bench:
         self.minimum_sizes = ()
         self.coverage = []
         self.est_total = 0.0  # estimated seconds of the runs made (or, with --dry-run, planned)
+        self.perf_ok = args.tracer != 'strace' and perf_works(self.tmpdir)
+        if args.tracer == 'perf' and not self.perf_ok:
+            sys.exit('bench-l2: perf cannot record syscall tracepoints here')
+        self.tracer = 'perf' if self.perf_ok else 'strace'
+        self.strace_fallbacks = 0  # measurements perf failed twice on, counted by strace
 
     def policy_sizes(self, img, geo):
         """cache-size per percent, from `qcow2-policyctl analyze --json --percent P`."""
@@ -240,6 +271,14 @@ class Bench:
                          for t in range(geo.tables))
         script += 'write -q %d 4096\n' % geo.marker
         run(['qemu-io', '-t', 'unsafe', '-f', 'qcow2', path], stdin=script)
+        # where the marker cluster is in the file: its pwrite64 is found by this offset
+        geo.marker_host = None
+        for ext in json.loads(run(['qemu-img', 'map', '--output=json', path]).stdout):
+            if ext.get('data') and 'offset' in ext and \
+                    ext['start'] <= geo.marker < ext['start'] + ext['length']:
+                geo.marker_host = ext['offset'] + geo.marker - ext['start']
+        if geo.marker_host is None:
+            raise RuntimeError('qemu-img map shows no data cluster at the marker')
 
     def point(self, lname, sname):
         csize, ext = LAYOUTS[lname]
@@ -272,6 +311,8 @@ class Bench:
                 sizes = self.policy_sizes(img, geo)
             self.minimum_sizes = (sizes['100%'], sizes['100%-4K'])
             for cname in CACHES:
+                if cname not in self.args.caches:
+                    continue
                 cache = sizes[cname]
                 row = {
                     'layout': lname, 'size': sname, 'virtual-size': geo.vsize,
@@ -297,11 +338,17 @@ class Bench:
         entry = geo.csize if l2 >= geo.l2full else min(geo.csize, SLICE)
         return max(2, l2 // entry)
 
-    def too_slow(self, geo, cache, requests, misses):
+    def estimate(self, geo, cache, requests, misses, runs=None):
         """QEMU's qcow2 cache looks a missed table up by walking every entry, so a run
-        costs about misses x entries x SCAN_NS; such runs are left out, and said so."""
-        est = LOAD_FACTOR * (RUN_S + requests * REQUEST_S +
-                             misses * self.cache_entries(geo, cache) * SCAN_NS * 1e-9)
+        costs about misses x entries x SCAN_NS."""
+        runs = runs or (1 if self.perf_ok else 2)
+        return runs * LOAD_FACTOR * (RUN_S + requests * REQUEST_S + misses *
+                                     self.cache_entries(geo, cache) * SCAN_NS * 1e-9)
+
+    def too_slow(self, geo, cache, requests, misses):
+        """The estimate when it is over the limit (the run is then left out, and said so),
+        else None (and the estimate is counted)."""
+        est = self.estimate(geo, cache, requests, misses)
         limit = self.args.max_run_seconds
         if cache is not None and cache in self.minimum_sizes:
             limit = max(limit, self.args.max_minimum_seconds)  # the minimum must be shown
@@ -312,88 +359,203 @@ class Bench:
 
     def measure(self, img, geo, cache, row):
         q = self.args.quick
+        want = self.args.patterns
+        full = row['coverage'] >= 1.0 and self.cache_entries(geo, cache) * geo.csize >= \
+            geo.l2full  # whole-table entries, all of them cached
         # strided: the table walk qemu-img bench -S makes. Its access cycle is at most
         # max(tables, entries per table) requests long (less when it wraps around the
         # disk first): one cycle warms up, then STEADY_REQUESTS are measured.
-        if row['coverage'] >= 1.0:
-            # whole-table entries, all of them cached: N requests touch every table
+        if full:
+            # N requests touch every table once; no cap: T misses cost T^2 x SCAN_NS only
             period = geo.tables + 1
+            truncated = False
         else:
             period = min(max(geo.tables, geo.entries), geo.vsize // geo.csize)
-        truncated = period > MAX_STRIDED_PERIOD // q
-        period = max(64, min(period, MAX_STRIDED_PERIOD // q))
+            truncated = period > MAX_STRIDED_PERIOD // q
+            period = min(period, MAX_STRIDED_PERIOD // q)
+        period = max(64, period)
         extra = max(256, STEADY_REQUESTS // q)
         stride = geo.table_cov + geo.csize
-        xcheck = row['cache'] in ('100%', '100%-4K') and stride <= BENCH_MAX_STEP
-        # the qemu-img bench cross-check adds two runs of about the same length
-        k = 4 if xcheck else 2
-        est = self.too_slow(geo, cache, k * (period + extra), k * (period + extra))
-        if est:
-            row['strided'] = {'left-out': 'estimated %.0f s' % est}
-        elif self.args.dry_run:
-            row['strided'] = {'planned': True}
+        if 'strided' not in want:
+            row['strided'] = {'left-out': 'not in --patterns'}
         else:
-            offs = [(r * stride) % geo.vsize for r in range(period + extra)]
-            segs = [offs[:period]] + split(offs[period:], REPS)
-            row['strided'] = summarize(self.qemu_io_segments(img, geo, cache, segs))
-            row['strided'].update({'stride': stride, 'warm-up': period,
-                                   'warm-up-truncated': truncated})
-            if xcheck:
-                # The same walk through qemu-img bench, as the spec's example runs it:
-                # the steady state from two request counts.
-                r1 = count_preads(bench_cmd(img, cache, period, stride), None, self.tmpdir)
-                r2 = count_preads(bench_cmd(img, cache, period + extra, stride), None,
-                                  self.tmpdir)
-                row['strided']['qemu-img-bench'] = {
-                    'n1': period, 'n2': period + extra, 'preads1': r1, 'preads2': r2,
-                    'misses-per-request': steady(r1, r2, extra)}
+            est = self.too_slow(geo, cache, period + extra, period + extra)
+            if est:
+                row['strided'] = {'left-out': 'estimated %.0f s' % est}
+            elif self.args.dry_run:
+                row['strided'] = {'planned': True}
+            else:
+                offs = [(r * stride) % geo.vsize for r in range(period + extra)]
+                segs = [offs[:period]] + split(offs[period:], REPS)
+                row['strided'] = summarize(self.qemu_io_segments(img, geo, cache, segs))
+                row['strided'].update({'stride': stride, 'warm-up': period,
+                                       'warm-up-truncated': truncated})
+            # The same walk through qemu-img bench, as the spec's example runs it: the
+            # steady state from two request counts (two processes, counted under strace).
+            # Only where it is cheap: it repeats the strided warm-up twice.
+            if (ran(row['strided']) or row['strided'].get('planned')) and \
+                    row['cache'] in ('100%', '100%-4K') and stride <= BENCH_MAX_STEP:
+                xest = self.estimate(geo, cache, 2 * (period + extra), 2 * (period + extra), 1)
+                if xest > self.args.max_xcheck_seconds:
+                    row['strided']['qemu-img-bench-left-out'] = 'estimated %.0f s' % xest
+                elif not self.args.dry_run:
+                    self.est_total += xest
+                    r1 = count_preads(bench_cmd(img, cache, period, stride), None, self.tmpdir)
+                    r2 = count_preads(bench_cmd(img, cache, period + extra, stride), None,
+                                      self.tmpdir)
+                    row['strided']['qemu-img-bench'] = {
+                        'n1': period, 'n2': period + extra, 'preads1': r1, 'preads2': r2,
+                        'misses-per-request': steady(r1, r2, extra)}
+                else:
+                    self.est_total += xest
 
-        # slicewalk then random, in one qemu-io process: the slicewalk's first cycle is
-        # the warm-up (it leaves any cache full, in LRU order), then STEADY_REQUESTS more
-        # slicewalk requests, then RANDOM_REQUESTS random ones.
+        # slicewalk then random, in one qemu-io process. The warm-up fills the cache with
+        # as few misses as possible (each miss walks every cache entry):
+        #  - a cache of whole tables that holds them all: one read per L2 table;
+        #  - the slicewalk at 100% - 4 KiB: one full cycle (its steady state is cyclic);
+        #  - a partial cache for random reads only: the first (cache entries + 64)
+        #    slices of the walk, each a miss, which leaves the cache full: uniform random
+        #    reads then hit with probability entries / slices whatever slices it holds.
+        # Then STEADY_REQUESTS slicewalk requests (only at 100% and 100% - 4 KiB, where
+        # they show the minimum: below that every request of it misses by construction),
+        # then RANDOM_REQUESTS random ones.
         slices = geo.slices
         nslice = max(256, STEADY_REQUESTS // q)
         nrand = max(256, RANDOM_REQUESTS // q)
-        if slices > MAX_SLICEWALK_PERIOD // q:
-            why = 'the cycle has %d slices (limit %d)' % (slices, MAX_SLICEWALK_PERIOD // q)
-            row['slicewalk'] = row['random'] = {'left-out': why}
+        if 'random' not in want and 'slicewalk' not in want:
+            row['slicewalk'] = row['random'] = {'left-out': 'not in --patterns'}
             return
         cov = row['coverage']
-        # the walk after the warm-up only where it shows the minimum: below 100% every
-        # request of it misses by construction, at a cost of a full cache scan each
-        walk_measured = row['cache'] in ('100%', '100%-4K')
-        nwalk = nslice if walk_measured else 0
-        misses = slices + (0 if cov >= 1 else nwalk) + nrand * (1 - cov)
-        est = self.too_slow(geo, cache, 2 * (slices + nwalk + nrand), 2 * misses)
-        if est:
+        ents = self.cache_entries(geo, cache)
+        nr = nrand if 'random' in want else 0
+
+        def plan(walk_measured):
+            if full:
+                warm = [t * geo.table_cov for t in range(geo.tables)]
+                warm_misses = geo.tables
+            elif walk_measured or ents + 64 >= slices:
+                warm = [s * geo.slice_cov for s in range(slices)]
+                warm_misses = slices
+            else:
+                warm = [s * geo.slice_cov for s in range(ents + 64)]
+                warm_misses = ents + 64
+            nwalk = nslice if walk_measured else 0
+            misses = warm_misses + (0 if cov >= 1 else nwalk) + nr * (1 - cov)
+            return warm, nwalk, self.estimate(geo, cache, len(warm) + nwalk + nr, misses)
+
+        walk_measured = row['cache'] in ('100%', '100%-4K') and 'slicewalk' in want
+        walk_why = None
+        if walk_measured and not full and slices > self.args.max_slices // q:
+            walk_why = 'the cycle has %d slices (limit %d, --max-slices)' % (
+                slices, self.args.max_slices // q)
+            walk_measured = False
+        warm, nwalk, est = plan(walk_measured)
+        if walk_measured and est > self.args.max_minimum_seconds and nr:
+            walk_why = 'estimated %.0f s' % est  # the random reads alone may still fit
+            walk_measured = False
+            warm, nwalk, est = plan(False)
+        if not walk_measured and not nr:
+            row['slicewalk'] = {'left-out': walk_why or 'not in --patterns'}
+            row['random'] = {'left-out': 'not in --patterns'}
+            return
+        limit = self.args.max_run_seconds
+        if cache is not None and cache in self.minimum_sizes:
+            limit = max(limit, self.args.max_minimum_seconds)
+        if est > limit:
             row['slicewalk'] = row['random'] = {'left-out': 'estimated %.0f s' % est}
             return
+        self.est_total += est
         if self.args.dry_run:
-            row['slicewalk'] = row['random'] = {'planned': True}
+            row['slicewalk'] = ({'planned': True} if walk_measured else
+                                {'left-out': walk_why or 'not measured below 100%'})
+            row['random'] = {'planned': True} if nr else {'left-out': 'not in --patterns'}
             return
-        walk = [(s % slices) * geo.slice_cov for s in range(slices + nwalk)]
+        walk = [(s % slices) * geo.slice_cov for s in range(nwalk)]
         rng = random.Random(0x9c0f2)
-        rnd = [rng.randrange(geo.vsize // 4096) * 4096 for _ in range(nrand)]
-        wsegs = split(walk[slices:], REPS) if walk_measured else []
-        res = self.qemu_io_segments(img, geo, cache, [walk[:slices]] + wsegs + split(rnd, REPS))
+        rnd = [rng.randrange(geo.vsize // 4096) * 4096 for _ in range(nr)]
+        wsegs = split(walk, REPS) if walk_measured else []
+        rsegs = split(rnd, REPS) if nr else []
+        res = self.qemu_io_segments(img, geo, cache, [warm] + wsegs + rsegs)
         if walk_measured:
             row['slicewalk'] = summarize(res[:REPS])
-            row['slicewalk'].update({'stride': geo.slice_cov, 'warm-up': slices})
+            row['slicewalk'].update({'stride': geo.slice_cov, 'warm-up': len(warm)})
+        elif row['cache'] in ('100%', '100%-4K'):
+            row['slicewalk'] = {'left-out': walk_why or 'not in --patterns'}
         else:
             row['slicewalk'] = {'left-out': 'not measured below 100%: every request misses'}
-        row['random'] = summarize(res[-REPS:])
-        row['random']['expected'] = 1.0 - row['coverage']
+        if nr:
+            row['random'] = summarize(res[-REPS:])
+            row['random'].update({'expected': 1.0 - row['coverage'], 'warm-up': len(warm)})
+        else:
+            row['random'] = {'left-out': 'not in --patterns'}
 
     def qemu_io_segments(self, img, geo, cache, segs):
         """Run reads of segs[0] (warm-up), then each further segment, in one qemu-io
         process, a 4 KiB data write to the marker cluster between segments. Returns (host
-        preads, seconds, requests) for each segment after the first: the preads from a run
-        traced for pread64 and pwrite64, the seconds from a second run traced only for
-        pwrite64 (the markers: one stop per segment), between the end of one marker write
-        and the start of the next."""
+        preads, seconds, requests) for each segment after the first."""
         marker = 'write -q %d 4096\n' % geo.marker
         script = marker.join(''.join('read -q %d 4096\n' % o for o in seg) for seg in segs)
         script += marker
+        if self.perf_ok:
+            for attempt in (1, 2):
+                try:
+                    return self.segments_perf(img, geo, cache, segs, script)
+                except RuntimeError as e:
+                    print('bench-l2: perf run %d failed: %s' % (attempt, e), file=sys.stderr)
+            self.strace_fallbacks += 1  # said in the table
+        return self.segments_strace(img, geo, cache, segs, script)
+
+    def segments_perf(self, img, geo, cache, segs, script):
+        """One run under `perf record` of the syscall tracepoints pread64 and pwrite64
+        (enter and exit): the kernel records each call in a buffer, the process never
+        stops, so the same run gives the counts (preads between markers) and the times
+        (from the end of one marker write to the start of the next)."""
+        out = os.path.join(self.tmpdir, 'perf.data')
+        run(['perf', 'record', '-q', '-B', '--no-bpf-event', '-m', '8M', '-o', out,
+             '-e', 'syscalls:sys_enter_pread64', '-e', 'syscalls:sys_enter_pwrite64',
+             '-e', 'syscalls:sys_exit_pwrite64', '--'] + qemu_io_cmd(img, cache), stdin=script)
+        p = subprocess.Popen(['perf', 'script', '--show-lost-events', '-i', out, '-F',
+                              'tid,time,event,trace'], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        pos = 'pos: 0x%08x' % geo.marker_host
+        counts, marks, n, lost = [], [], None, 0
+        open_marker = {}  # tid -> enter time of a marker write
+        for line in p.stdout:
+            if 'sys_enter_pread64' in line:
+                if n is not None:
+                    n += 1
+            elif 'sys_enter_pwrite64' in line:
+                if 'count: 0x00001000' in line and line.rstrip().endswith(pos):
+                    f = line.split()
+                    open_marker[f[0]] = float(f[1].rstrip(':'))
+                    if n is not None:
+                        counts.append(n)
+                    n = 0
+            elif 'sys_exit_pwrite64' in line:
+                f = line.split()
+                if f[0] in open_marker:
+                    marks.append((open_marker.pop(f[0]), float(f[1].rstrip(':'))))
+            elif 'LOST' in line:
+                lost += 1
+        err = p.stderr.read()
+        p.wait()
+        size = os.path.getsize(out)
+        os.unlink(out)
+        if lost:
+            raise RuntimeError('perf lost events (%d records)' % lost)
+        if len(counts) != len(segs) - 1 or len(marks) != len(segs):
+            raise RuntimeError('qemu-io markers not seen (%d counts, %d marks for %d segments; '
+                               'marker at host offset %d; perf.data %d bytes; perf script: %s)'
+                               % (len(counts), len(marks), len(segs), geo.marker_host, size,
+                                  ' '.join(l for l in err.splitlines()
+                                           if 'not valid for' not in l)[:300]))
+        times = [marks[i + 1][0] - marks[i][1] for i in range(len(segs) - 1)]
+        return [(c, t, len(s)) for c, t, s in zip(counts, times, segs[1:])]
+
+    def segments_strace(self, img, geo, cache, segs, script):
+        """Without perf: the preads from a run traced for pread64 and pwrite64, the
+        seconds from a second run traced only for pwrite64 (the markers: one stop per
+        segment), between the end of one marker write and the start of the next."""
         out = os.path.join(self.tmpdir, 'strace.txt')
         run(['strace', '-f', '--seccomp-bpf', '-qq', '-e', 'trace=pread64,pwrite64', '-o', out]
             + qemu_io_cmd(img, cache), stdin=script)
@@ -496,9 +658,17 @@ def write_markdown(b, path, elapsed):
     L.append('# bench-l2: the L2 cache effect\n')
     L.append('Machine: %s, %d CPUs; %s. Run took %.0f s. cache-size values from: %s.\n' %
              (cpu, ncpu, qemu, elapsed, ', '.join(sorted(b.cache_source)) or '—'))
+    for run_ in getattr(b, 'runs', []):
+        fb = run_.get('strace-fallbacks')
+        L.append('- run %s, %d s, counted with %s%s: %s' % (
+            run_.get('start', '?'), run_.get('seconds', 0), run_.get('tracer', 'strace'),
+            ' (%d measurements by strace after perf failed twice)' % fb if fb else '',
+            ', '.join(run_.get('points', []))))
+    L.append('')
     L.append('misses = steady-state host metadata reads (pread64) per 4 KiB read request, '
-             'counted after a warm-up cycle in the same qemu-io process; req/s = steady-state '
-             'requests per second of that phase (a second run traced only for the markers). '
+             'counted after a warm-up in the same qemu-io process; req/s = steady-state '
+             'requests per second of that phase (the fastest of 5 segments, timed between '
+             'marker writes). '
              'coverage = share of L2FULL the cache holds; `expected` random misses = '
              '1 − coverage. — = left out (see the notes below the table). * = the strided '
              'cycle is longer than %d requests: the warm-up stopped there, so the count '
@@ -525,15 +695,21 @@ def write_markdown(b, path, elapsed):
             fmt_pat(rnd, 'misses-per-request'),
             '%.3f' % rnd['expected'] if ran(rnd) else '—',
             fmt_pat(rnd, 'requests-per-second')))
-        for pat in ('strided', 'slicewalk'):
+        sw, rd = r.get('slicewalk') or {}, r.get('random') or {}
+        for pat in ('strided', 'slicewalk', 'random'):
             p = r.get(pat)
-            if p and 'left-out' in p:
-                both = pat == 'slicewalk' and not ran(r.get('random'))
-                notes.append('%s %s %s %s%s: %s' % (
-                    r['layout'], r['size'], r['cache'], pat,
-                    ' and random' if both else '', p['left-out']))
+            if not p or 'left-out' not in p or p['left-out'].startswith('not measured below'):
+                continue
+            if pat == 'random' and sw.get('left-out') == p['left-out']:
+                continue  # said with the slicewalk
+            both = pat == 'slicewalk' and rd.get('left-out') == p['left-out']
+            notes.append('%s %s %s %s%s: %s' % (
+                r['layout'], r['size'], r['cache'], pat,
+                ' and random' if both else '', p['left-out']))
     if notes:
-        L.append('\nLeft out (a run longer than --max-run-seconds, or a cycle too long):\n')
+        L.append('\nLeft out (a run estimated longer than --max-run-seconds or '
+                 '--max-minimum-seconds, or a cycle too long; slicewalk below 100%% is not '
+                 'measured by design: every request of it misses):\n')
         L.extend('- ' + n for n in notes)
     if b.skipped:
         L.append('\nPoints left out:\n')
@@ -561,12 +737,19 @@ def write_markdown(b, path, elapsed):
              'the stride fits qemu-img bench (≤ 2^31 − 1).\n')
     L.append('| layout | size | cache | stride | N1 | preads | N2 | preads | steady |')
     L.append('|---|---|---|---|---|---|---|---|---|')
+    xnotes = []
     for r in b.rows:
         x = r['strided'].get('qemu-img-bench') if ran(r['strided']) else None
         if x:
             L.append('| %s | %s | %s | %d | %d | %d | %d | %d | %.3f |' % (
                 r['layout'], r['size'], r['cache'], r['strided']['stride'], x['n1'],
                 x['preads1'], x['n2'], x['preads2'], x['misses-per-request']))
+        elif r['strided'].get('qemu-img-bench-left-out'):
+            xnotes.append('- %s %s %s: %s (--max-xcheck-seconds)' % (
+                r['layout'], r['size'], r['cache'], r['strided']['qemu-img-bench-left-out']))
+    if xnotes:
+        L.append('\nCross-check left out:\n')
+        L.extend(xnotes)
     if b.coverage:
         L.append('\n## Coverage of QEMU\'s default 32 MiB L2 cache (spec section 2)\n')
         L.append('Computed here as 32 MiB / L2 entry size × cluster size; by `qcow2-policyctl '
@@ -612,10 +795,13 @@ def write_plots(b, outdir):
                         xs, ys = zip(*pts)
                         ax.plot(xs, ys, label=cname, **STYLE[cname])
                 ax.set_xscale('log', base=2)
+                ax.set_xticks([v / GIB for v in SIZES.values()])
+                ax.set_xticklabels(list(SIZES))
+                ax.minorticks_off()
                 if key == 'requests-per-second':
                     ax.set_yscale('log')
                 ax.set_title('%s, %s' % (lname, pat))
-                ax.set_xlabel('virtual size (GiB)')
+                ax.set_xlabel('virtual size')
                 ax.set_ylabel(ylabel)
                 ax.grid(True, alpha=0.3)
             for ax in axes[0]:
@@ -652,6 +838,32 @@ def write_plots(b, outdir):
     return made
 
 
+def merge(b, path):
+    """Keep an earlier run's measurements where this run made none (left out, or a point
+    or cache it did not run)."""
+    with open(path) as f:
+        old = json.load(f)
+    new = {(r['layout'], r['size'], r['cache']): r for r in b.rows}
+    for r in old['rows']:
+        k = (r['layout'], r['size'], r['cache'])
+        if k not in new:
+            b.rows.append(r)
+            new[k] = r
+            continue
+        for pat in ('strided', 'slicewalk', 'random'):
+            if not ran(new[k].get(pat)) and ran(r.get(pat)):
+                new[k][pat] = r[pat]
+        for key in ('qemu-img-bench',):
+            o = r.get('strided', {})
+            if key in o and ran(new[k].get('strided')) and key not in new[k]['strided']:
+                new[k]['strided'][key] = o[key]
+                new[k]['strided'].pop('qemu-img-bench-left-out', None)
+    have = {(r['layout'], r['size']) for r in b.rows}
+    b.skipped = [s for s in b.skipped + [tuple(x) for x in old.get('skipped', [])]
+                 if (s[0], s[1]) not in have]
+    b.runs = old.get('runs', []) + b.runs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--out-dir', default='.')
@@ -668,22 +880,37 @@ def main():
                     help='the same limit for the 100%% and 100%%-4K runs')
     ap.add_argument('--max-run-seconds', type=float, default=12,
                     help='leave out a (point, cache, pattern) whose two runs would take longer')
+    ap.add_argument('--max-slices', type=int, default=MAX_SLICEWALK_PERIOD,
+                    help='measure no slicewalk with a longer cycle (it fills 4 KiB entries)')
+    ap.add_argument('--max-xcheck-seconds', type=float, default=20,
+                    help='leave out the qemu-img bench cross-check where it would take longer')
+    ap.add_argument('--caches', default=','.join(CACHES), help='which caches to measure')
+    ap.add_argument('--patterns', default='strided,slicewalk,random')
+    ap.add_argument('--tracer', choices=('auto', 'perf', 'strace'), default='auto',
+                    help='perf: one run per measurement, syscall tracepoints (no stops); '
+                    'strace: a counted run and a timed run (default: perf if it works)')
+    ap.add_argument('--merge', default=None, metavar='JSON',
+                    help='an earlier bench-l2.json: its measurements are kept where this run '
+                    'made none, and the table, JSON and plots show both')
     ap.add_argument('--dry-run', action='store_true',
                     help='print what would run and the estimated time, run nothing')
     ap.add_argument('--quick', type=int, default=1, help='divide request counts by this')
     args = ap.parse_args()
     args.work_dir = args.work_dir or args.out_dir
+    args.caches = args.caches.split(',')
+    args.patterns = args.patterns.split(',')
     os.makedirs(args.out_dir, exist_ok=True)
     for tool in ('qemu-img', 'qemu-io', 'strace'):
         if shutil.which(tool) is None:
             sys.exit('bench-l2: %s is needed' % tool)
     b = Bench(args)
     t0 = time.monotonic()
+    start = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
     try:
         b.coverage = coverage_table(args.qcow2_policyctl, b.tmpdir) if not args.dry_run else []
         # sizes outermost: when the time budget runs out, the largest sizes go first
-        for sname in args.sizes.split(','):
-            for lname in args.layouts.split(','):
+        for sname in [x for x in args.sizes.split(',') if x]:
+            for lname in [x for x in args.layouts.split(',') if x]:
                 if time.monotonic() - t0 > args.budget_seconds:
                     b.skipped.append((lname, sname, 'the run had used its time budget '
                                       '(--budget-seconds %d)' % args.budget_seconds))
@@ -696,15 +923,20 @@ def main():
         for lname, sname, why in b.skipped:
             print('left out: %s %s: %s' % (lname, sname, why))
         for r in b.rows:
-            for pat in ('strided', 'slicewalk'):
-                if 'left-out' in r[pat]:
+            for pat in ('strided', 'slicewalk', 'random'):
+                if 'left-out' in r.get(pat, {}):
                     print('left out: %s %s %s %s: %s' % (r['layout'], r['size'], r['cache'],
                                                         pat, r[pat]['left-out']))
         print('bench-l2: estimated %.0f s' % b.est_total)
         return
     print('bench-l2: estimated %.0f s, took %.0f s' % (b.est_total, elapsed))
+    b.runs = [{'tracer': b.tracer, 'strace-fallbacks': b.strace_fallbacks,
+               'seconds': round(elapsed), 'start': start,
+               'points': sorted({'%s %s' % (r['layout'], r['size']) for r in b.rows})}]
+    if args.merge:
+        merge(b, args.merge)
     with open(os.path.join(args.out_dir, 'bench-l2.json'), 'w') as f:
-        json.dump({'rows': b.rows, 'skipped': b.skipped}, f, indent=1)
+        json.dump({'rows': b.rows, 'skipped': b.skipped, 'runs': b.runs}, f, indent=1)
     md = os.path.join(args.out_dir, 'bench-l2.md')
     write_markdown(b, md, elapsed)
     plots = write_plots(b, args.out_dir)
