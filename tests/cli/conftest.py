@@ -3,38 +3,17 @@
 
 import json
 import os
-import shutil
 import subprocess
+import sys
 
 import pytest
 
-KIB = 1024
-MIB = 1024 * KIB
-GIB = 1024 * MIB
-TIB = 1024 * GIB
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from qpbuild import GIB, KIB, MIB, TIB, ctl_path, need  # noqa: E402,F401
 
 # Every command here either finishes in well under a second or is a bug (a hang on a
 # FIFO, say); the long qemu-img runs pass their own timeout.
 TIMEOUT = 10
-
-
-def ctl_path():
-    build = os.environ.get("QP_BUILD_DIR")
-    if not build:
-        pytest.fail("QP_BUILD_DIR is not set: run the suite through meson test")
-    path = os.path.join(build, "cli", "qcow2-policyctl")
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} is not built")
-    return path
-
-
-def need(program):
-    path = shutil.which(program)
-    if path is None:
-        # Not a skip: tools/install-deps.sh installs qemu-utils and strace, so a missing
-        # program is a broken setup the suite must report.
-        pytest.fail(f"{program} is not installed (tools/install-deps.sh installs it)")
-    return path
 
 
 def run(args, check=True, timeout=TIMEOUT, **kwargs):

@@ -12,7 +12,6 @@ never reads data from the host and every host read counted is a metadata read
 - qemu-default.l2-coverage must be what QEMU's default cache really holds.
 """
 
-import re
 
 import pytest
 

@@ -515,6 +515,46 @@ def wait_for(predicate, timeout, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def wait_domain_state(daemon, name, state, percent=None, timeout=10.0, interval=0.05,
+                      cache_path=False):
+    """Poll @daemon's Domain object @name until State is @state (and Percent is @percent);
+    return its properties. @cache_path: look the object up once, then read only its
+    properties, so that polling stays cheap for the daemon (latency figures are the
+    daemon's, not the poller's)."""
+    paths = []
+
+    def check():
+        path = paths[0] if paths else domain_path(daemon.conn, name)
+        if path is None:
+            return None
+        if cache_path:
+            paths[:] = [path]
+        props = domain_props(daemon.conn, path)
+        if props.get("State") != state:
+            return None
+        if percent is not None and props.get("Percent") != percent:
+            return None
+        return props
+    try:
+        return wait_for(check, timeout, interval,
+                        "domain %s State %s (Percent %s)" % (name, state, percent))
+    except AssertionError:
+        path = domain_path(daemon.conn, name)
+        props = domain_props(daemon.conn, path) if path else None
+        raise AssertionError("%s never reached State %r/Percent %r; last properties: %r\n"
+                             "daemon log:\n%s" % (name, state, percent, props,
+                                                  daemon.log_text()))
+
+
+def daemon_binary():
+    """The built qcow2-policyd, or $QP_POLICYD."""
+    build = os.environ.get("QP_BUILD_DIR")
+    assert build, "QP_BUILD_DIR is not set (run through meson test)"
+    path = os.environ.get("QP_POLICYD") or os.path.join(build, "daemon", "qcow2-policyd")
+    assert os.access(path, os.X_OK), "%s is not built" % path
+    return path
+
+
 class Daemon:
     """qcow2-policyd --session --connect qemu:///system on @bus, log kept in @logdir."""
 

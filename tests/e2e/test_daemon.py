@@ -25,11 +25,7 @@ LATENCY_RUNS = 10
 
 @pytest.fixture(scope="module")
 def daemon_binary():
-    build = os.environ.get("QP_BUILD_DIR")
-    assert build, "QP_BUILD_DIR is not set (run through meson test)"
-    path = os.environ.get("QP_POLICYD") or os.path.join(build, "daemon", "qcow2-policyd")
-    assert os.access(path, os.X_OK), "%s is not built" % path
-    return path
+    return qpe2e.daemon_binary()
 
 
 @pytest.fixture(scope="module")
@@ -65,33 +61,8 @@ def _set_policy(name, policy):
 
 
 def _wait_state(daemon, name, state, percent=None, timeout=APPLY_TIMEOUT):
-    """Poll the daemon's Domain object until State is @state (and Percent is @percent);
-    return its properties."""
-    paths = []
-
-    def check():
-        # Look the object up once, then read only its properties: polling stays cheap
-        # for the daemon, so the latency figures are the daemon's, not the poller's.
-        if not paths:
-            path = qpe2e.domain_path(daemon.conn, name)
-            if path is None:
-                return None
-            paths.append(path)
-        props = qpe2e.domain_props(daemon.conn, paths[0])
-        if props.get("State") != state:
-            return None
-        if percent is not None and props.get("Percent") != percent:
-            return None
-        return props
-    try:
-        return qpe2e.wait_for(check, timeout, 0.01,
-                              "domain %s State %s (Percent %s)" % (name, state, percent))
-    except AssertionError:
-        path = qpe2e.domain_path(daemon.conn, name)
-        props = qpe2e.domain_props(daemon.conn, path) if path else None
-        raise AssertionError("%s never reached State %r/Percent %r; last properties: %r\n"
-                             "daemon log:\n%s" % (name, state, percent, props,
-                                                  daemon.log_text()))
+    return qpe2e.wait_domain_state(daemon, name, state, percent, timeout, interval=0.01,
+                                   cache_path=True)
 
 
 def _persistent(name):

@@ -65,11 +65,7 @@ def domains(libvirtd, image_dir):
 
 @pytest.fixture(scope="session")
 def daemon_binary():
-    build = os.environ.get("QP_BUILD_DIR")
-    assert build, "QP_BUILD_DIR is not set (run through meson test)"
-    path = os.environ.get("QP_POLICYD") or os.path.join(build, "daemon", "qcow2-policyd")
-    assert os.access(path, os.X_OK), "%s is not built" % path
-    return path
+    return qpe2e.daemon_binary()
 
 
 @pytest.fixture(scope="session")

@@ -76,24 +76,7 @@ def _apply(conn, path):
 
 
 def _wait_state(daemon, name, state, percent=None, timeout=APPLY_TIMEOUT):
-    def check():
-        path = qpe2e.domain_path(daemon.conn, name)
-        if path is None:
-            return None
-        props = qpe2e.domain_props(daemon.conn, path)
-        if props.get("State") != state:
-            return None
-        if percent is not None and props.get("Percent") != percent:
-            return None
-        return props
-    try:
-        return qpe2e.wait_for(check, timeout, 0.05, "%s State %s/%s" % (name, state, percent))
-    except AssertionError:
-        path = qpe2e.domain_path(daemon.conn, name)
-        props = qpe2e.domain_props(daemon.conn, path) if path else None
-        raise AssertionError("%s never reached State %r/Percent %r; last properties: %r\n"
-                             "daemon log:\n%s" % (name, state, percent, props,
-                                                  daemon.log_text()))
+    return qpe2e.wait_domain_state(daemon, name, state, percent, timeout)
 
 
 def _values(name):

@@ -6,41 +6,22 @@ C code writes. Nothing here uses the project's own code to compute an expectatio
 import copy
 import json
 import os
-import shutil
 import pathlib
 import subprocess
+import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
 import pytest
 
-KIB = 1024
-MIB = 1024 * KIB
-GIB = 1024 * MIB
-TIB = 1024 * GIB
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from qpbuild import GIB, KIB, MIB, TIB, ctl_path, need  # noqa: E402,F401
+
 QC_NS = "http://qcow2policyd.org/schemas/l2cache/1.0"
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("QP_SOURCE_DIR", os.path.dirname(os.path.dirname(HERE)))
 RNG = os.path.join(SOURCE_DIR, "schemas", "qcow2policyd-l2cache.rng")
 TIMEOUT = 30
-
-
-def need(program):
-    path = shutil.which(program)
-    if path is None:
-        # tools/install-deps.sh installs it: a missing program is a broken setup
-        pytest.fail(f"{program} is not installed (tools/install-deps.sh installs it)")
-    return path
-
-
-def ctl_path():
-    build = os.environ.get("QP_BUILD_DIR")
-    if not build:
-        pytest.fail("QP_BUILD_DIR is not set: run the suite through meson test")
-    path = os.path.join(build, "cli", "qcow2-policyctl")
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} is not built")
-    return path
 
 
 def run(args, input=None, timeout=TIMEOUT):
