@@ -21,8 +21,7 @@ _e2e_conftest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_e2e_conftest)
 
 
-def _required():
-    return os.geteuid() == 0 or os.environ.get("QP_E2E_REQUIRED") == "1"
+_required = _e2e_conftest._required
 
 
 @pytest.fixture(scope="session")
@@ -46,11 +45,8 @@ def libvirtd():
     lv.cleanup()
 
 
-@pytest.fixture
-def image_dir(libvirtd):
-    d = qpe2e.make_image_dir()
-    yield d
-    qpe2e.shutil.rmtree(d, ignore_errors=True)
+# the end-to-end suite's, on this suite's libvirtd
+image_dir = _e2e_conftest.image_dir
 
 
 @pytest.fixture
