@@ -24,6 +24,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qpbench  # noqa: E402
+
 TIB = 1 << 40
 
 
@@ -77,15 +80,7 @@ def timed(args):
 
 
 def machine():
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = qpbench.cpu_model("unknown CPU")
     return {
         "cpu": model,
         "cpus": os.cpu_count(),

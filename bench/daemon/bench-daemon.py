@@ -33,6 +33,9 @@ import time
 
 from gi.repository import Gio, GLib
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import qpbench  # noqa: E402
+
 BUS_NAME = 'org.qcow2policyd.Policy1'
 ROOT_PATH = '/org/qcow2policyd/Policy1'
 MANAGER_PATH = ROOT_PATH + '/Manager'
@@ -103,16 +106,7 @@ def write_node(path, n, images):
         out.write('</node>\n')
 
 
-class Bus:
-    def __init__(self):
-        out = subprocess.run(['dbus-daemon', '--session', '--fork', '--print-address=1',
-                              '--print-pid=1', '--nosyslog'],
-                             check=True, capture_output=True, text=True).stdout.split()
-        self.address, self.pid = out[0], int(out[1])
-        self.conn = Gio.DBusConnection.new_for_address_sync(
-            self.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
-            Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
-
+class Bus(qpbench.SessionBus):
     def call(self, path, iface, method, args, reply):
         res = self.conn.call_sync(BUS_NAME, path, iface, method, args, GLib.VariantType(reply),
                                   Gio.DBusCallFlags.NONE, CALL_TIMEOUT_MS, None)
@@ -125,13 +119,6 @@ class Bus:
     def objects(self):
         return self.call(ROOT_PATH, 'org.freedesktop.DBus.ObjectManager', 'GetManagedObjects',
                          None, '(a{oa{sa{sv}}})')[0]
-
-    def stop(self):
-        self.conn.close_sync(None)
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 def states_of(objs):
@@ -361,12 +348,7 @@ def main():
             buildtype = next(o['value'] for o in json.load(f) if o['name'] == 'buildtype')
     except (OSError, StopIteration, ValueError):
         pass
-    cpu = '?'
-    with open('/proc/cpuinfo') as f:
-        for line in f:
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
+    cpu = qpbench.cpu_model()
     L = ['# bench-daemon: startup reconcile at scale\n',
          'Machine: %s, %d CPUs. Daemon: %s (buildtype %s). libvirt test driver, %d distinct '
          'images, 2 qcow2 disks per domain, percent="100", all shut off.\n' %

@@ -34,6 +34,9 @@ import time
 import libvirt
 from gi.repository import Gio, GLib
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import qpbench  # noqa: E402
+
 URI = 'qemu:///system'
 BUS_NAME = 'org.qcow2policyd.Policy1'
 ROOT_PATH = '/org/qcow2policyd/Policy1'
@@ -123,13 +126,8 @@ def domain_xml(name, uuid, images, percent):
 
 class Daemon:
     def __init__(self, exe, tmp):
-        out = subprocess.run(['dbus-daemon', '--session', '--fork', '--print-address=1',
-                              '--print-pid=1', '--nosyslog'],
-                             check=True, capture_output=True, text=True).stdout.split()
-        self.address, self.bus_pid = out[0], int(out[1])
-        self.conn = Gio.DBusConnection.new_for_address_sync(
-            self.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
-            Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+        self.bus = qpbench.SessionBus()
+        self.address, self.conn = self.bus.address, self.bus.conn
         conf = os.path.join(tmp, 'qcow2-policyd.conf')
         with open(conf, 'w') as f:
             f.write('[daemon]\nreconcile-interval=0\n')
@@ -166,11 +164,7 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.conn.close_sync(None)
-        try:
-            os.kill(self.bus_pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        self.bus.stop()
         self.log.close()
 
 

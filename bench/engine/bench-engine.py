@@ -28,6 +28,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import qpbench  # noqa: E402
+
 GIB = 1 << 30
 
 PROTOTYPES = [
@@ -162,12 +165,7 @@ def main():
     alloc = alloc_bench(args.allocation_script, args.ctl, args.out_dir,
                         [s for s in args.alloc_sizes.split(',') if s], args.runs)
 
-    cpu = '?'
-    with open('/proc/cpuinfo') as f:
-        for line in f:
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
+    cpu = qpbench.cpu_model()
     qemu = subprocess.run(['qemu-img', '--version'], capture_output=True,
                           text=True).stdout.splitlines()[0]
     L = ['# bench-engine: header analysis and allocation scan\n',
