@@ -244,16 +244,30 @@ qp_reconcile_verify(virDomainPtr dom, const QpPlan *plan, const char *defined,
   return qp_reconcile_digest(xml);
 }
 
-/* TRUE when @plan wrote the layer (@dev, @depth). */
-static gboolean
-qp_reconcile_plan_wrote(const QpPlan *plan, const char *dev, guint depth)
+static char *
+qp_reconcile_layer_key(const QpPlanItem *item)
 {
+  return g_strdup_printf("%s/%u", item->dev != NULL ? item->dev : "", item->depth);
+}
+
+static gboolean
+qp_reconcile_layer_written(GHashTable *wrote, const QpPlanItem *item)
+{
+  g_autofree char *key = qp_reconcile_layer_key(item);
+  return g_hash_table_contains(wrote, key);
+}
+
+/* The layers @plan writes, as qp_reconcile_layer_key() strings. */
+static GHashTable *
+qp_reconcile_written_layers(const QpPlan *plan)
+{
+  GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   for (guint i = 0; i < plan->items->len; i++) {
     QpPlanItem *item = g_ptr_array_index(plan->items, i);
-    if (item->action == QP_PLAN_WRITE && item->depth == depth && g_strcmp0(item->dev, dev) == 0)
-      return TRUE;
+    if (item->action == QP_PLAN_WRITE)
+      g_hash_table_add(set, qp_reconcile_layer_key(item));
   }
-  return FALSE;
+  return set;
 }
 
 /* Each changed <disk>, one virDomainUpdateDeviceFlags(VIR_DOMAIN_AFFECT_CONFIG) each: the
@@ -339,9 +353,9 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
     g_autoptr(QpDomainXml) doc = NULL;
     g_autoptr(QpPolicy) own = NULL;
     g_autoptr(QpPlan) plan = NULL;
-    g_autoptr(QpPlan) written_plan = NULL; /* the plan carried out, when it wrote */
-    g_autoptr(QpDomainXml) kept = NULL;    /* the definition read back after the write, when
-                                            * it is not the text written */
+    g_autoptr(GHashTable) wrote = NULL; /* the layers written, when it wrote */
+    g_autoptr(QpDomainXml) kept = NULL; /* the definition read back after the write, when
+                                         * it is not the text written */
     g_autoptr(GString) failures = NULL;
     GVariantBuilder builder;
     gboolean written = FALSE;
@@ -405,20 +419,24 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
       qp_reconcile_log_writes(job->uuid, result->name, plan);
 
       /* The figures describe the definition as it now is: the plan of the text read back
-       * (each written layer "unchanged", current-max-size the value written), as the
-       * reconcile of our own DEFINED event would find it. That event then needs only one
-       * read: its text is the settled one. */
-      written_plan = g_steal_pointer(&plan);
-      plan = qp_plan_build(kept != NULL ? kept : doc, job->default_policy, error);
-      if (plan == NULL)
-        return FALSE;
-      if (plan->policy == NULL || plan->changes) {
-        g_autofree char *sig_kept = qp_reconcile_signature(written_plan);
-        g_set_error(error, QP_ERROR, QP_ERROR_LIBVIRT,
-                    _("libvirt did not keep the <metadata_cache> values just written (%s); "
-                      "not writing them again"),
-                    sig_kept);
-        return FALSE;
+       * (each written layer "unchanged", current-max-size the value written), as a new
+       * reconcile would find it. When libvirt kept the very text written, that is this
+       * plan carried out, and the images need not be read again. */
+      wrote = qp_reconcile_written_layers(plan);
+      if (kept == NULL) {
+        qp_plan_settle(plan);
+      } else {
+        g_clear_pointer(&plan, qp_plan_free);
+        plan = qp_plan_build(kept, job->default_policy, error);
+        if (plan == NULL)
+          return FALSE;
+        if (plan->policy == NULL || plan->changes) {
+          g_set_error(error, QP_ERROR, QP_ERROR_LIBVIRT,
+                      _("libvirt did not keep the <metadata_cache> values just written (%s); "
+                        "not writing them again"),
+                      result->write_signature);
+          return FALSE;
+        }
       }
     }
 
@@ -437,8 +455,7 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
       QpPlanItem *item = g_ptr_array_index(plan->items, i);
       g_variant_builder_add_value(
           &builder,
-          qp_figures_from_plan_item(
-              item, written && qp_reconcile_plan_wrote(written_plan, item->dev, item->depth)));
+          qp_figures_from_plan_item(item, written && qp_reconcile_layer_written(wrote, item)));
       if (qp_reconcile_item_is_failure(plan, item)) {
         if (failures->len > 0)
           g_string_append(failures, "; ");

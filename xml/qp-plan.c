@@ -394,6 +394,22 @@ qp_plan_build(const QpDomainXml *doc, const QpPolicy *default_policy, GError **e
   return g_steal_pointer(&plan);
 }
 
+void
+qp_plan_settle(QpPlan *plan)
+{
+  g_return_if_fail(plan != NULL);
+
+  for (guint i = 0; i < plan->items->len; i++) {
+    QpPlanItem *item = g_ptr_array_index(plan->items, i);
+    if (item->action == QP_PLAN_WRITE) {
+      item->current_max_size = item->max_size;
+      item->action = QP_PLAN_UNCHANGED;
+    }
+    item->chain_added = FALSE;
+  }
+  plan->changes = FALSE;
+}
+
 /* ---- the rewrite ---- */
 
 /* The indentation of @node: the blanks after the last newline of the text before it. */

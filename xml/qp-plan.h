@@ -72,4 +72,11 @@ qp_plan_build(const QpDomainXml *doc, const QpPolicy *default_policy, GError **e
 gboolean
 qp_plan_apply(QpDomainXml *doc, const QpPlan *plan, GError **error);
 
+/* After qp_plan_apply() of @plan and a write of the result: make @plan the plan of the
+ * rewritten document, as qp_plan_build() gives it from that text, without reading the
+ * images again. Every written layer becomes QP_PLAN_UNCHANGED with current_max_size the
+ * value written; added chain layers are in the document now. */
+void
+qp_plan_settle(QpPlan *plan);
+
 G_END_DECLS

@@ -753,6 +753,76 @@ test_plan_mismatch(void)
 }
 
 static void
+assert_same_split(const QpCacheSplit *a, const QpCacheSplit *b)
+{
+  g_assert_cmpuint(a->l2_cache_size, ==, b->l2_cache_size);
+  g_assert_cmpuint(a->refcount_cache_size, ==, b->refcount_cache_size);
+  g_assert_cmpfloat(a->l2_coverage, ==, b->l2_coverage);
+  g_assert_cmpuint(a->cache_size, ==, b->cache_size);
+  g_assert_cmpuint(a->l2_entry_size, ==, b->l2_entry_size);
+  g_assert_cmpuint(a->l2_entries, ==, b->l2_entries);
+}
+
+/* qp_plan_settle gives what qp_plan_build of the rewritten text gives, image reads aside */
+static void
+test_plan_settle(void)
+{
+  const char *policies[] = {
+    "<qc:l2cache " QC " percent='100' chain='all'><qc:disk dev='vdb' percent='25'/>"
+    "</qc:l2cache>",
+    "<qc:l2cache " QC " percent='40'/>",
+    "<qc:l2cache " QC " percent='100' chain='all'><qc:disk dev='vdd' skip='yes'/></qc:l2cache>",
+  };
+  g_autofree char *disks
+      = g_strconcat(DISK("file", "qcow2", "<source file='@DIR@/top.qcow2'/>", "vda", ""),
+                    DISK("file", "qcow2", "<source file='@DIR@/ext.qcow2'/>", "vdb", ""),
+                    DISK("file", "raw", "<source file='@DIR@/raw.img'/>", "vdc", ""),
+                    DISK("file", "qcow2", "<source file='@DIR@/base.qcow2'/>", "vdd", ""),
+                    DISK("file", "qcow2", "<source file='@DIR@/missing.qcow2'/>", "vde", ""), NULL);
+
+  for (guint p = 0; p < G_N_ELEMENTS(policies); p++) {
+    g_autofree char *text = domain_xml(policies[p], disks);
+    g_autoptr(QpPlan) plan = NULL;
+    g_autofree char *out = apply(text, &plan);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(QpPlan) rebuilt = plan_for(out, NULL, &error);
+    guint writes = 0;
+
+    g_assert_no_error(error);
+    g_assert_true(plan->changes);
+    for (guint i = 0; i < plan->items->len; i++)
+      writes += ((QpPlanItem *)g_ptr_array_index(plan->items, i))->action == QP_PLAN_WRITE;
+    g_assert_cmpuint(writes, >, 0);
+    qp_plan_settle(plan);
+    g_assert_false(plan->changes);
+    g_assert_cmpint(plan->changes, ==, rebuilt->changes);
+    g_assert_cmpuint(plan->items->len, ==, rebuilt->items->len);
+    for (guint i = 0; i < plan->items->len; i++) {
+      const QpPlanItem *a = g_ptr_array_index(plan->items, i);
+      const QpPlanItem *b = g_ptr_array_index(rebuilt->items, i);
+      g_assert_cmpstr(a->dev, ==, b->dev);
+      g_assert_cmpuint(a->disk_index, ==, b->disk_index);
+      g_assert_cmpuint(a->depth, ==, b->depth);
+      g_assert_cmpstr(a->path, ==, b->path);
+      g_assert_cmpstr(a->format, ==, b->format);
+      g_assert_cmpstr(a->source_type, ==, b->source_type);
+      g_assert_cmpint(a->action, ==, b->action);
+      g_assert_cmpstr(a->reason, ==, b->reason);
+      g_assert_cmpint(a->failed, ==, b->failed);
+      g_assert_cmpint(a->chain_added, ==, b->chain_added);
+      g_assert_cmpint(a->header != NULL, ==, b->header != NULL);
+      g_assert_cmpuint(a->l2_full, ==, b->l2_full);
+      g_assert_cmpuint(a->percent, ==, b->percent);
+      g_assert_cmpuint(a->current_max_size, ==, b->current_max_size);
+      g_assert_cmpuint(a->max_size, ==, b->max_size);
+      g_assert_cmpint(a->raised_to_minimum, ==, b->raised_to_minimum);
+      assert_same_split(&a->qemu_default, &b->qemu_default);
+      assert_same_split(&a->policy, &b->policy);
+    }
+  }
+}
+
+static void
 test_plan_skips(void)
 {
   g_autofree char *text
@@ -961,6 +1031,7 @@ main(int argc, char **argv)
   g_test_add_func("/xml/plan/special-names", test_apply_special_names);
   g_test_add_func("/xml/plan/mismatch", test_plan_mismatch);
   g_test_add_func("/xml/plan/skips", test_plan_skips);
+  g_test_add_func("/xml/plan/settle", test_plan_settle);
   g_test_add_func("/xml/plan/default-policy", test_plan_default_policy);
   g_test_add_func("/xml/plan/wrong-document", test_apply_wrong_document);
   g_test_add_func("/xml/threads", test_threads);
