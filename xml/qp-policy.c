@@ -225,6 +225,25 @@ check_text(QpProblems *p, const char *where, xmlNodePtr node)
   }
 }
 
+/* The value of @node's attribute @a, "" when it has none. */
+static char *
+attr_value(xmlNodePtr node, xmlAttrPtr a)
+{
+  char *value = (char *)xmlNodeListGetString(node->doc, a->children, 1);
+  return value != NULL ? value : g_strdup("");
+}
+
+/* TRUE, the problem noted, when @a is in a namespace: no such attribute is known. */
+static gboolean
+foreign_attr(QpProblems *p, const char *where, xmlAttrPtr a)
+{
+  if (a->ns == NULL)
+    return FALSE;
+  problem(p, _("%s: unknown attribute “%s:%s”"), where,
+          a->ns->prefix != NULL ? (const char *)a->ns->prefix : "", (const char *)a->name);
+  return TRUE;
+}
+
 static void
 parse_disk(QpProblems *p, xmlNodePtr node, QpPolicy *policy, GHashTable *seen)
 {
@@ -233,9 +252,7 @@ parse_disk(QpProblems *p, xmlNodePtr node, QpPolicy *policy, GHashTable *seen)
   gboolean have_dev = FALSE;
 
   for (xmlAttrPtr a = node->properties; a != NULL; a = a->next) {
-    g_autofree char *value = (char *)xmlNodeListGetString(node->doc, a->children, 1);
-    if (value == NULL)
-      value = g_strdup("");
+    g_autofree char *value = attr_value(node, a);
     if (a->ns == NULL && xmlStrEqual(a->name, BAD_CAST "dev")) {
       if (value[0] == '\0') {
         problem(p, _("<disk>: attribute “dev” is empty"));
@@ -255,14 +272,11 @@ parse_disk(QpProblems *p, xmlNodePtr node, QpPolicy *policy, GHashTable *seen)
   }
 
   for (xmlAttrPtr a = node->properties; a != NULL; a = a->next) {
-    g_autofree char *value = (char *)xmlNodeListGetString(node->doc, a->children, 1);
+    g_autofree char *value = attr_value(node, a);
     const char *name = (const char *)a->name;
 
-    if (value == NULL)
-      value = g_strdup("");
-    if (a->ns != NULL) {
-      problem(p, _("%s: unknown attribute “%s:%s”"), where,
-              a->ns->prefix != NULL ? (const char *)a->ns->prefix : "", name);
+    if (foreign_attr(p, where, a)) {
+      continue;
     } else if (g_str_equal(name, "dev")) {
       continue;
     } else if (g_str_equal(name, "percent")) {
@@ -340,14 +354,11 @@ policy_from_node(xmlNodePtr node, GError **error)
   gboolean have_percent = FALSE;
 
   for (xmlAttrPtr a = node->properties; a != NULL; a = a->next) {
-    g_autofree char *value = (char *)xmlNodeListGetString(node->doc, a->children, 1);
+    g_autofree char *value = attr_value(node, a);
     const char *name = (const char *)a->name;
 
-    if (value == NULL)
-      value = g_strdup("");
-    if (a->ns != NULL) {
-      problem(&p, _("%s: unknown attribute “%s:%s”"), where,
-              a->ns->prefix != NULL ? (const char *)a->ns->prefix : "", name);
+    if (foreign_attr(&p, where, a)) {
+      continue;
     } else if (g_str_equal(name, "percent")) {
       have_percent = TRUE;
       CHECK_ATTR(&p, where, name, value, qp_policy_parse_percent, &policy->percent);
