@@ -371,8 +371,9 @@ class Bench:
             truncated = False
         else:
             period = min(max(geo.tables, geo.entries), geo.vsize // geo.csize)
-            truncated = period > MAX_STRIDED_PERIOD // q
-            period = min(period, MAX_STRIDED_PERIOD // q)
+            cap = self.args.max_strided_period // q
+            truncated = period > cap
+            period = min(period, cap)
         period = max(64, period)
         extra = max(256, STEADY_REQUESTS // q)
         stride = geo.table_cov + geo.csize
@@ -462,7 +463,9 @@ class Bench:
         if cache is not None and cache in self.minimum_sizes:
             limit = max(limit, self.args.max_minimum_seconds)
         if est > limit:
-            row['slicewalk'] = row['random'] = {'left-out': 'estimated %.0f s' % est}
+            row['random'] = {'left-out': 'estimated %.0f s' % est}
+            row['slicewalk'] = dict(row['random']) if walk_measured else {
+                'left-out': walk_why or 'not measured below 100%: every request misses'}
             return
         self.est_total += est
         if self.args.dry_run:
@@ -540,7 +543,11 @@ class Bench:
         err = p.stderr.read()
         p.wait()
         size = os.path.getsize(out)
-        os.unlink(out)
+        if lost or len(counts) != len(segs) - 1 or len(marks) != len(segs):
+            keep = os.path.join(self.args.out_dir, 'perf-failed-%d.data' % self.strace_fallbacks)
+            shutil.move(out, keep)  # for a look with perf script -i
+        else:
+            os.unlink(out)
         if lost:
             raise RuntimeError('perf lost events (%d records)' % lost)
         if len(counts) != len(segs) - 1 or len(marks) != len(segs):
@@ -671,8 +678,9 @@ def write_markdown(b, path, elapsed):
              'marker writes). '
              'coverage = share of L2FULL the cache holds; `expected` random misses = '
              '1 − coverage. — = left out (see the notes below the table). * = the strided '
-             'cycle is longer than %d requests: the warm-up stopped there, so the count '
-             'includes first touches of slices met later.\n' % MAX_STRIDED_PERIOD)
+             'warm-up was cut (--max-strided-period, the row\'s `warm-up` in the JSON) before '
+             'a full cycle of the walk, so the count may include first touches of slices '
+             'met later.\n')
     L.append('| layout | size | L2 tables | L2FULL | cache | cache-size | coverage | '
              'strided misses | strided req/s | slicewalk misses | slicewalk req/s | '
              'random misses | random expected | random req/s |')
@@ -708,7 +716,7 @@ def write_markdown(b, path, elapsed):
                 ' and random' if both else '', p['left-out']))
     if notes:
         L.append('\nLeft out (a run estimated longer than --max-run-seconds or '
-                 '--max-minimum-seconds, or a cycle too long; slicewalk below 100%% is not '
+                 '--max-minimum-seconds, or a cycle too long; slicewalk below 100% is not '
                  'measured by design: every request of it misses):\n')
         L.extend('- ' + n for n in notes)
     if b.skipped:
@@ -880,6 +888,8 @@ def main():
                     help='the same limit for the 100%% and 100%%-4K runs')
     ap.add_argument('--max-run-seconds', type=float, default=12,
                     help='leave out a (point, cache, pattern) whose two runs would take longer')
+    ap.add_argument('--max-strided-period', type=int, default=MAX_STRIDED_PERIOD,
+                    help='cap on the strided warm-up cycle with a partial cache (requests)')
     ap.add_argument('--max-slices', type=int, default=MAX_SLICEWALK_PERIOD,
                     help='measure no slicewalk with a longer cycle (it fills 4 KiB entries)')
     ap.add_argument('--max-xcheck-seconds', type=float, default=20,
