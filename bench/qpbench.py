@@ -4,6 +4,14 @@ import os
 import signal
 import subprocess
 
+# The daemon's D-Bus names and the policy's namespace.
+BUS_NAME = 'org.qcow2policyd.Policy1'
+ROOT_PATH = '/org/qcow2policyd/Policy1'
+MANAGER_PATH = ROOT_PATH + '/Manager'
+MANAGER_IFACE = 'org.qcow2policyd.Policy1.Manager'
+DOMAIN_IFACE = 'org.qcow2policyd.Policy1.Domain'
+NS_URI = 'http://qcow2policyd.org/schemas/l2cache/1.0'
+
 
 def cpu_model(default='?'):
     """The first "model name" of /proc/cpuinfo, or @default."""

@@ -35,13 +35,8 @@ from gi.repository import Gio, GLib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 import qpbench  # noqa: E402
+from qpbench import BUS_NAME, ROOT_PATH, MANAGER_PATH, MANAGER_IFACE, DOMAIN_IFACE, NS_URI  # noqa: E402
 
-BUS_NAME = 'org.qcow2policyd.Policy1'
-ROOT_PATH = '/org/qcow2policyd/Policy1'
-MANAGER_PATH = ROOT_PATH + '/Manager'
-MANAGER_IFACE = 'org.qcow2policyd.Policy1.Manager'
-DOMAIN_IFACE = 'org.qcow2policyd.Policy1.Domain'
-NS_URI = 'http://qcow2policyd.org/schemas/l2cache/1.0'
 
 POLL_S = 0.01  # the time resolution of the measurement
 CALL_TIMEOUT_MS = 120000  # GetManagedObjects of 10,000 domains on a loaded 2-core machine

@@ -36,14 +36,9 @@ from gi.repository import Gio, GLib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 import qpbench  # noqa: E402
+from qpbench import BUS_NAME, ROOT_PATH, MANAGER_PATH, MANAGER_IFACE, DOMAIN_IFACE, NS_URI  # noqa: E402
 
 URI = 'qemu:///system'
-BUS_NAME = 'org.qcow2policyd.Policy1'
-ROOT_PATH = '/org/qcow2policyd/Policy1'
-MANAGER_PATH = ROOT_PATH + '/Manager'
-MANAGER_IFACE = 'org.qcow2policyd.Policy1.Manager'
-DOMAIN_IFACE = 'org.qcow2policyd.Policy1.Domain'
-NS_URI = 'http://qcow2policyd.org/schemas/l2cache/1.0'
 POLL_S = 0.002
 WAIT_S = 30  # one define on a loaded machine; libvirtd answers in well under a second
 LIBVIRTD_START_S = 60  # the first start probes QEMU's capabilities
