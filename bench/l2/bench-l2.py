@@ -663,13 +663,20 @@ def write_markdown(b, path, elapsed):
     cpu, ncpu, qemu = machine_info()
     L = []
     L.append('# bench-l2: the L2 cache effect\n')
-    L.append('Machine: %s, %d CPUs; %s. Run took %.0f s. cache-size values from: %s.\n' %
-             (cpu, ncpu, qemu, elapsed, ', '.join(sorted(b.cache_source)) or '—'))
+    runs = getattr(b, 'runs', [])
+    if runs:
+        elapsed = sum(r_.get('seconds', 0) for r_ in runs)
+        for r_ in runs:
+            b.cache_source.update(r_.get('cache-source', ['qcow2-policyctl']))
+    L.append('Machine: %s, %d CPUs; %s. %s %.0f s. cache-size values from: %s.\n' %
+             (cpu, ncpu, qemu, 'Runs took' if len(runs) > 1 else 'Run took', elapsed,
+              ', '.join(sorted(b.cache_source)) or '—'))
     for run_ in getattr(b, 'runs', []):
         fb = run_.get('strace-fallbacks')
         L.append('- run %s, %d s, counted with %s%s: %s' % (
             run_.get('start', '?'), run_.get('seconds', 0), run_.get('tracer', 'strace'),
-            ' (%d measurements by strace after perf failed twice)' % fb if fb else '',
+            ' (%d measurement%s by strace after perf failed twice)' %
+            (fb, 's' if fb > 1 else '') if fb else '',
             ', '.join(run_.get('points', []))))
     L.append('')
     L.append('misses = steady-state host metadata reads (pread64) per 4 KiB read request, '
@@ -742,7 +749,8 @@ def write_markdown(b, path, elapsed):
     L.append('\n## Cross-check with qemu-img bench (strided walk)\n')
     L.append('`qemu-img bench -c N -d 1 -s 4096 -S STRIDE`, host preads for two counts N1 and '
              'N2 (one process each); steady = (preads(N2) − preads(N1)) / (N2 − N1). Only where '
-             'the stride fits qemu-img bench (≤ 2^31 − 1).\n')
+             'the stride fits qemu-img bench (≤ 2^31 − 1) and the two runs are estimated at '
+             'no more than --max-xcheck-seconds. Counted under strace.\n')
     L.append('| layout | size | cache | stride | N1 | preads | N2 | preads | steady |')
     L.append('|---|---|---|---|---|---|---|---|---|')
     xnotes = []
@@ -942,7 +950,10 @@ def main():
     print('bench-l2: estimated %.0f s, took %.0f s' % (b.est_total, elapsed))
     b.runs = [{'tracer': b.tracer, 'strace-fallbacks': b.strace_fallbacks,
                'seconds': round(elapsed), 'start': start,
+               'cache-source': sorted(b.cache_source),
                'points': sorted({'%s %s' % (r['layout'], r['size']) for r in b.rows})}]
+    if not b.rows:
+        b.runs = []  # nothing measured: only the merged runs' tables and plots
     if args.merge:
         merge(b, args.merge)
     with open(os.path.join(args.out_dir, 'bench-l2.json'), 'w') as f:
