@@ -555,11 +555,11 @@ qp_daemon_handle_set_policy(QpDomain *iface, GDBusMethodInvocation *invocation, 
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ClearPolicy and Apply: check the options, then authorize @action and run @op. */
 static gboolean
-qp_daemon_handle_clear_policy(QpDomain *iface, GDBusMethodInvocation *invocation, GVariant *options,
-                              gpointer user_data)
+qp_daemon_domain_simple_call(QpDomain *iface, GDBusMethodInvocation *invocation, GVariant *options,
+                             QpDaemon *self, QpReconcileOp op, const char *action)
 {
-  QpDaemon *self = QP_DAEMON(user_data);
   QpCall *call;
   GError *error = NULL;
 
@@ -568,28 +568,26 @@ qp_daemon_handle_clear_policy(QpDomain *iface, GDBusMethodInvocation *invocation
     return G_DBUS_METHOD_INVOCATION_HANDLED;
   }
   call = qp_call_new(self, invocation, qp_domain_get_uuid(iface));
-  call->op = QP_RECONCILE_OP_CLEAR_POLICY;
-  qp_auth_check_async(self->auth, invocation, QP_AUTH_ACTION_SET_POLICY,
-                      qp_daemon_interactive(options), NULL, qp_daemon_domain_auth_cb, call);
+  call->op = op;
+  qp_auth_check_async(self->auth, invocation, action, qp_daemon_interactive(options), NULL,
+                      qp_daemon_domain_auth_cb, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+qp_daemon_handle_clear_policy(QpDomain *iface, GDBusMethodInvocation *invocation, GVariant *options,
+                              gpointer user_data)
+{
+  return qp_daemon_domain_simple_call(iface, invocation, options, QP_DAEMON(user_data),
+                                      QP_RECONCILE_OP_CLEAR_POLICY, QP_AUTH_ACTION_SET_POLICY);
 }
 
 static gboolean
 qp_daemon_handle_apply(QpDomain *iface, GDBusMethodInvocation *invocation, GVariant *options,
                        gpointer user_data)
 {
-  QpDaemon *self = QP_DAEMON(user_data);
-  QpCall *call;
-  GError *error = NULL;
-
-  if (!qp_options_check(options, qp_options_interactive, &error)) {
-    qp_daemon_return_error(invocation, error);
-    return G_DBUS_METHOD_INVOCATION_HANDLED;
-  }
-  call = qp_call_new(self, invocation, qp_domain_get_uuid(iface));
-  qp_auth_check_async(self->auth, invocation, QP_AUTH_ACTION_APPLY, qp_daemon_interactive(options),
-                      NULL, qp_daemon_domain_auth_cb, call);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
+  return qp_daemon_domain_simple_call(iface, invocation, options, QP_DAEMON(user_data),
+                                      QP_RECONCILE_OP_NONE, QP_AUTH_ACTION_APPLY);
 }
 
 /* The daemon outlives every domain object it exports. */
