@@ -75,8 +75,10 @@ MAX_SLICEWALK_PERIOD = 524288  # slicewalk cycle (--max-slices)
 RANDOM_REQUESTS = 5120
 STEADY_REQUESTS = 3072  # requests measured after the warm-up cycle
 REPS = 5  # the measured requests in this many segments; the fastest gives req/s
-SCAN_NS = 4.5  # per cache entry walked on a miss (seen: 140 us per miss at 32767 entries)
-LOAD_FACTOR = 1.9  # seen: runs took 1.9 times the estimate on the shared 2-core machine
+# per cache entry walked on a miss: seen 1.9 to 3.5 ns (75 us per miss at 32767 entries,
+# 0.97 ms at 524287), 4.3 ns when the machine was loaded 5 to 10 on 2 cores
+SCAN_NS = 2.5
+LOAD_FACTOR = 1.3  # the shared 2-core machine (load 2 to 5); runs took 0.4 to 1.2 x this
 RUN_S = 0.3  # two process starts and opens (a 2 GiB cache is allocated at open)
 CREATE_S = 1.6e-3  # qemu-io write -z allocating one L2 table (seen: 50 s for 32768)
 REQUEST_S = 15e-6  # a qemu-io read that hits (fitted to whole runs on this machine)
