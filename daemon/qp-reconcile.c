@@ -430,12 +430,12 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
         plan = qp_plan_build(kept, job->default_policy, error);
         if (plan == NULL)
           return FALSE;
+        /* qp_reconcile_verify found every value written, so a plan that still wants
+         * changes (or no policy at all) means the definition was changed by someone
+         * else between our re-read and our write: plan again from what it is now */
         if (plan->policy == NULL || plan->changes) {
-          g_set_error(error, QP_ERROR, QP_ERROR_LIBVIRT,
-                      _("libvirt did not keep the <metadata_cache> values just written (%s); "
-                        "not writing them again"),
-                      result->write_signature);
-          return FALSE;
+          g_debug("%s: definition changed while being written, planning again", job->uuid);
+          continue;
         }
       }
     }

@@ -8,7 +8,7 @@ PACKAGES=(
   # run and test
   qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon-system
   qemu-system-x86 dbus polkitd python3-dbusmock python3-pytest python3-gi python3-libvirt
-  valgrind clang libclang-rt-14-dev libxml2-utils strace clang-format
+  valgrind clang libclang-rt-14-dev libxml2-utils strace gdb clang-format
   # style checks: man pages, catalogs in real locales
   groff-base man-db locales gettext-base
   # benchmarks (bench/): plots, and syscall tracepoints for bench-l2 and the daemon profile
