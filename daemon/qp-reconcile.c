@@ -382,7 +382,10 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
     if (plan->changes) {
       g_autofree char *sig = qp_reconcile_signature(plan);
 
-      if (job->recent_write != NULL && g_str_equal(sig, job->recent_write)) {
+      /* the same values again, after a write of ours (an earlier run's, or this run's when
+       * the text read back made it plan again): libvirt is not keeping them */
+      if ((job->recent_write != NULL && g_str_equal(sig, job->recent_write))
+          || (result->write_signature != NULL && g_str_equal(sig, result->write_signature))) {
         g_set_error(error, QP_ERROR, QP_ERROR_LIBVIRT,
                     _("libvirt did not keep the <metadata_cache> values just written (%s); "
                       "not writing them again"),
