@@ -3,7 +3,11 @@
 with 2 qcow2 disks each in libvirt's test driver. Prints the time from the daemon's start
 until every domain is reconciled, the writes made, and the daemon's resident memory.
 
-  QP_BUILD_DIR=BUILD /usr/bin/python3 tests/daemon/bench_scale.py [N]
+  QP_BUILD_DIR=BUILD /usr/bin/python3 tests/daemon/bench_scale.py [--via-libvirtd] [N]
+
+--via-libvirtd connects to test+unix:///NODE: the same test driver, but inside a running
+libvirtd (as root: `virtlogd -d; libvirtd -d`), so that the domains' definitions live in
+libvirtd's memory and not in the daemon's, as they do with qemu:///system.
 """
 import os
 import shutil
@@ -34,7 +38,10 @@ def cpu_seconds(pid):
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    args = sys.argv[1:]
+    via_libvirtd = "--via-libvirtd" in args
+    args = [a for a in args if a != "--via-libvirtd"]
+    n = int(args[0]) if args else 1000
     tmp = tempfile.mkdtemp(prefix="qp-bench-")
     try:
         proto = os.path.join(tmp, "proto.qcow2")
@@ -59,7 +66,7 @@ def main():
         os.sync()
         bus = qd.Bus(tmp)
         start = time.monotonic()
-        daemon = qd.Daemon(bus, node)
+        daemon = qd.Daemon(bus, node, uri=("test+unix://" + node) if via_libvirtd else None)
         try:
             m = daemon.wait_settled(n, timeout=600)
             elapsed = time.monotonic() - start
@@ -73,7 +80,8 @@ def main():
                 props = ifaces.get(qd.DOMAIN_IFACE)
                 if props:
                     states[props["State"]] = states.get(props["State"], 0) + 1
-            print(f"domains: {n}, disks: {2 * n}")
+            print(f"domains: {n}, disks: {2 * n}, libvirt: "
+                  f"{'test driver in libvirtd (test+unix://)' if via_libvirtd else 'test driver in the daemon (test://)'}")
             print(f"start to all reconciled: {elapsed:.3f} s (includes process start, libvirt "
                   f"test-driver load and bus name)")
             print(f"states: {states}")

@@ -141,9 +141,10 @@ def domain_xml(name, uuid, disks, policy=None, running=False, extra_metadata="",
 
 
 class Daemon:
-    """qcow2-policyd on @bus against test:///@node."""
+    """qcow2-policyd on @bus against test:///@node (or @uri, e.g. test+unix:///@node to reach
+    the test driver inside a running libvirtd)."""
 
-    def __init__(self, bus, node, session=True, extra_args=(), env=None):
+    def __init__(self, bus, node, session=True, extra_args=(), env=None, uri=None):
         self.bus = bus
         self.log = tempfile.NamedTemporaryFile(prefix="qcow2-policyd-", suffix=".log", delete=False)
         e = dict(os.environ)
@@ -152,7 +153,7 @@ class Daemon:
         else:
             e["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
         e.update(env or {})
-        args = [DAEMON, "--session" if session else "--system", "--connect", "test://" + node,
+        args = [DAEMON, "--session" if session else "--system", "--connect", uri or "test://" + node,
                 "--config", os.path.join(os.path.dirname(node), "qcow2-policyd.conf")]
         args += list(extra_args)
         conf = args[args.index("--config") + 1]
