@@ -3,6 +3,7 @@
 #pragma once
 
 #include "qp-dbus-generated.h"
+#include "qp-figures.h"
 
 G_BEGIN_DECLS
 
@@ -21,5 +22,9 @@ G_DECLARE_FINAL_TYPE(QpDaemonDomain, qp_daemon_domain, QP, DAEMON_DOMAIN, QpDoma
 /* @handlers must outlive the object; @data (not referenced) is passed to them. */
 QpDomain *
 qp_daemon_domain_new(const QpDaemonDomainHandlers *handlers, gpointer data);
+
+/* Takes @disks (NULL: none); emits PropertiesChanged when they differ from the last. */
+void
+qp_daemon_domain_set_disks(QpDaemonDomain *self, QpDiskFigures *disks);
 
 G_END_DECLS

@@ -223,8 +223,8 @@ qp_daemon_apply_result(QpDaemon *self, QpDomainEntry *entry, const QpReconcileRe
   qp_domain_set_policy_source(entry->iface, result->policy_source);
   qp_domain_set_state(entry->iface, result->state);
   qp_domain_set_error(entry->iface, error_msg);
-  if (result->disks != NULL)
-    qp_domain_set_disks(entry->iface, result->disks);
+  if (!result->keep_disks)
+    qp_daemon_domain_set_disks(QP_DAEMON_DOMAIN(entry->iface), qp_disk_figures_copy(result->disks));
   qp_domain_set_write_count(entry->iface, qp_domain_get_write_count(entry->iface) + result->writes);
   g_object_thaw_notify(G_OBJECT(entry->iface));
   if (created) {
@@ -613,7 +613,6 @@ qp_daemon_create_entry_object(QpDaemon *self, QpDomainEntry *entry)
   qp_domain_set_policy_source(entry->iface, "");
   qp_domain_set_error(entry->iface, "");
   qp_domain_set_name(entry->iface, "");
-  qp_domain_set_disks(entry->iface, g_variant_new_array(G_VARIANT_TYPE_VARDICT, NULL, 0));
   qp_object_skeleton_set_domain(entry->object, entry->iface);
   return TRUE;
 }

@@ -39,7 +39,7 @@ qp_reconcile_result_free(QpReconcileResult *result)
   g_free(result->settled_digest);
   g_clear_error(&result->error);
   g_clear_error(&result->op_error);
-  g_clear_pointer(&result->disks, g_variant_unref);
+  g_clear_pointer(&result->disks, qp_disk_figures_free);
   g_free(result);
 }
 
@@ -357,7 +357,7 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
     g_autoptr(QpDomainXml) kept = NULL; /* the definition read back after the write, when
                                          * it is not the text written */
     g_autoptr(GString) failures = NULL;
-    GVariantBuilder builder;
+    g_auto(QpDiskFiguresBuilder) figures = { 0 };
     gboolean written = FALSE;
 
     /* SECURE: the text is defined back; without it graphics passwords would be lost */
@@ -375,7 +375,6 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
       return FALSE;
     if (plan->policy == NULL) {
       qp_reconcile_set_state(result, "unmanaged");
-      result->disks = g_variant_ref_sink(g_variant_new_array(G_VARIANT_TYPE_VARDICT, NULL, 0));
       return TRUE;
     }
 
@@ -452,13 +451,12 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
     g_free(result->policy_source);
     result->policy_source = g_strdup(own != NULL ? "domain" : "default");
 
-    g_variant_builder_init(&builder, G_VARIANT_TYPE("aa{sv}"));
+    qp_disk_figures_builder_init(&figures);
     failures = g_string_new(NULL);
     for (guint i = 0; i < plan->items->len; i++) {
       QpPlanItem *item = g_ptr_array_index(plan->items, i);
-      g_variant_builder_add_value(
-          &builder,
-          qp_figures_from_plan_item(item, written && qp_reconcile_layer_written(wrote, item)));
+      qp_disk_figures_builder_add(&figures, item,
+                                  written && qp_reconcile_layer_written(wrote, item));
       if (qp_reconcile_item_is_failure(plan, item)) {
         if (failures->len > 0)
           g_string_append(failures, "; ");
@@ -466,10 +464,7 @@ qp_reconcile_domain(const QpReconcileJob *job, virDomainPtr dom, QpReconcileResu
                                item->reason != NULL ? item->reason : _("unreadable image"));
       }
     }
-    result->disks = g_variant_ref_sink(g_variant_builder_end(&builder));
-    /* serialised form: one buffer instead of a tree of a GVariant per key and value,
-     * a tenth of the memory for the daemon's lifetime */
-    g_variant_get_data(result->disks);
+    result->disks = qp_disk_figures_builder_end(&figures);
 
     if (failures->len > 0) {
       g_set_error_literal(error, QP_ERROR, QP_ERROR_IMAGE, failures->str);
@@ -515,6 +510,7 @@ qp_reconcile_run(const QpReconcileJob *job)
     } else {
       qp_error_set_libvirt(&result->error, _("Cannot look up the domain"));
       qp_reconcile_set_state(result, "error");
+      result->keep_disks = TRUE;
     }
     return g_steal_pointer(&result);
   }
@@ -534,7 +530,6 @@ qp_reconcile_run(const QpReconcileJob *job)
   }
 
   if (!result->persistent) {
-    result->disks = g_variant_ref_sink(g_variant_new_array(G_VARIANT_TYPE_VARDICT, NULL, 0));
     g_set_error_literal(&result->error, QP_ERROR, QP_ERROR_FAILED,
                         _("transient domain: skipped, only persistent definitions are written"));
     return g_steal_pointer(&result);
@@ -554,8 +549,6 @@ qp_reconcile_run(const QpReconcileJob *job)
     qp_error_convert(&error);
     qp_reconcile_set_state(result, "error");
     result->error = g_steal_pointer(&error);
-    if (result->disks == NULL)
-      result->disks = g_variant_ref_sink(g_variant_new_array(G_VARIANT_TYPE_VARDICT, NULL, 0));
   }
   return g_steal_pointer(&result);
 }

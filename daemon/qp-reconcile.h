@@ -6,6 +6,7 @@
 #include <glib.h>
 #include <libvirt/libvirt.h>
 
+#include "qp-figures.h"
 #include "qp-policy.h"
 
 G_BEGIN_DECLS
@@ -57,7 +58,8 @@ typedef struct {
   char *state;           /* "unmanaged", "applied", "pending-restart", "error" */
   GError *error;         /* QP_ERROR: the reason for "error" (or a transient skip) */
   GError *op_error;      /* QP_ERROR: the op failed (the reconcile may still have run) */
-  GVariant *disks;       /* aa{sv}, floating reference sunk */
+  QpDiskFigures *disks;  /* Domain.Disks; NULL: none */
+  gboolean keep_disks;   /* the domain could not be looked up: the last Disks stand */
   guint writes;          /* definitions written */
   guint defines;         /* of them, whole definitions (virDomainDefineXMLFlags): each raises
                           * exactly one DEFINED event, which the daemon need not reconcile */

@@ -125,7 +125,33 @@ test_applied_keeps_everything(Fixture *fx, gconstpointer data)
   g_assert_cmpuint(first->percent, ==, 100);
   g_assert_cmpstr(first->policy_source, ==, "domain");
   g_assert_nonnull(first->settled_digest);
-  g_assert_cmpuint(g_variant_n_children(first->disks), ==, 1);
+  {
+    /* Disks as D-Bus gives it, derived from the compact figures */
+    g_autoptr(GVariant) disks = g_variant_ref_sink(qp_disk_figures_to_variant(first->disks));
+    g_autoptr(GVariant) layer = NULL;
+    guint64 max_size = 0, l2 = 0, refcount = 0, cluster = 0;
+    const char *dev = NULL, *action = NULL;
+    gboolean written = FALSE;
+
+    g_assert_cmpuint(g_variant_n_children(disks), ==, 1);
+    layer = g_variant_get_child_value(disks, 0);
+    g_assert_true(g_variant_lookup(layer, "dev", "&s", &dev));
+    g_assert_cmpstr(dev, ==, "vda");
+    /* the figures of the definition as written: the value is in it now */
+    g_assert_true(g_variant_lookup(layer, "action", "&s", &action));
+    g_assert_cmpstr(action, ==, "unchanged");
+    g_assert_true(g_variant_lookup(layer, "written", "b", &written));
+    g_assert_true(written);
+    g_assert_true(g_variant_lookup(layer, "max-size", "t", &max_size));
+    g_assert_cmpuint(max_size, ==, g_ascii_strtoull(EXPECTED_MAX_SIZE, NULL, 10));
+    /* QEMU's split of it: all of L2FULL (128 MiB) to L2, the 4 clusters to refcounts */
+    g_assert_true(g_variant_lookup(layer, "l2-cache-size", "t", &l2));
+    g_assert_true(g_variant_lookup(layer, "refcount-cache-size", "t", &refcount));
+    g_assert_true(g_variant_lookup(layer, "cluster-size", "t", &cluster));
+    g_assert_cmpuint(l2, ==, 128 * 1024 * 1024);
+    g_assert_cmpuint(refcount, ==, 4 * cluster);
+    g_assert_cmpuint(cluster, ==, 65536);
+  }
 
   xml = inactive_xml(fx, UUID_STOPPED);
   g_assert_nonnull(strstr(xml, EXPECTED_MAX_SIZE));
