@@ -48,8 +48,8 @@ typedef struct {
 
 struct _QpDomainEntry {
   char *uuid;
-  QpObjectSkeleton *object; /* NULL until the first reconcile found the domain */
-  QpDomain *iface;
+  GDBusObjectSkeleton *object; /* NULL until the first reconcile found the domain */
+  QpDaemonDomain *iface;
   gboolean in_flight;
   gboolean rerun;             /* a trigger arrived while in flight: run once more */
   GPtrArray *waiters_next;    /* QpWaiter: answered by the next run to start */
@@ -213,26 +213,20 @@ qp_daemon_apply_result(QpDaemon *self, QpDomainEntry *entry, const QpReconcileRe
    * them, with no PropertiesChanged right after */
   gboolean created = qp_daemon_create_entry_object(self, entry);
 
-  g_object_freeze_notify(G_OBJECT(entry->iface));
-  qp_domain_set_name(entry->iface, result->name != NULL ? result->name : "");
-  qp_domain_set_persistent(entry->iface, result->persistent);
-  qp_domain_set_active(entry->iface, result->active);
-  qp_domain_set_percent(entry->iface, result->percent);
-  qp_domain_set_max(entry->iface, result->max);
-  qp_domain_set_chain(entry->iface, result->chain);
-  qp_domain_set_policy_source(entry->iface, result->policy_source);
-  qp_domain_set_state(entry->iface, result->state);
-  qp_domain_set_error(entry->iface, error_msg);
+  qp_daemon_domain_set_name(entry->iface, result->name);
+  qp_daemon_domain_set_persistent(entry->iface, result->persistent);
+  qp_daemon_domain_set_active(entry->iface, result->active);
+  qp_daemon_domain_set_policy(entry->iface, result->percent, result->max, result->chain,
+                              result->policy_source);
+  qp_daemon_domain_set_state(entry->iface, result->state, error_msg);
   if (!result->keep_disks)
-    qp_daemon_domain_set_disks(QP_DAEMON_DOMAIN(entry->iface), qp_disk_figures_copy(result->disks));
-  qp_domain_set_write_count(entry->iface, qp_domain_get_write_count(entry->iface) + result->writes);
-  g_object_thaw_notify(G_OBJECT(entry->iface));
+    qp_daemon_domain_set_disks(entry->iface, qp_disk_figures_copy(result->disks));
+  qp_daemon_domain_add_writes(entry->iface, result->writes);
+  /* a new object has no connection yet: the changes are dropped, InterfacesAdded has it all */
+  qp_daemon_domain_emit_changed(entry->iface);
   if (created) {
-    /* drop the change notifications queued while unexported: InterfacesAdded has it all */
-    g_dbus_interface_skeleton_flush(G_DBUS_INTERFACE_SKELETON(entry->iface));
     self->exported++;
-    g_dbus_object_manager_server_export(self->object_manager,
-                                        G_DBUS_OBJECT_SKELETON(entry->object));
+    g_dbus_object_manager_server_export(self->object_manager, entry->object);
   }
 
   if (g_strcmp0(entry->last_error, error_msg) != 0) {
@@ -284,9 +278,10 @@ qp_daemon_job_done_cb(gpointer data)
     entry->settled_digest = g_strdup(done->result->settled_digest);
     if (done->result->gone)
       qp_daemon_entry_unexport(self, entry);
-    else if (done->result->unchanged && entry->object != NULL)
-      qp_domain_set_active(entry->iface, done->result->active);
-    else
+    else if (done->result->unchanged && entry->object != NULL) {
+      qp_daemon_domain_set_active(entry->iface, done->result->active);
+      qp_daemon_domain_emit_changed(entry->iface);
+    } else
       qp_daemon_apply_result(self, entry, done->result);
   }
   qp_daemon_answer_waiters(self, entry->waiters_current, done->result);
@@ -517,9 +512,9 @@ static const QpOptionSpec qp_options_set_policy[] = {
   { NULL, NULL },
 };
 
-static gboolean
-qp_daemon_handle_set_policy(QpDomain *iface, GDBusMethodInvocation *invocation, guint percent,
-                            GVariant *options, gpointer user_data)
+static void
+qp_daemon_handle_set_policy(QpDaemonDomain *domain, GDBusMethodInvocation *invocation,
+                            guint percent, GVariant *options, gpointer user_data)
 {
   QpDaemon *self = QP_DAEMON(user_data);
   QpCall *call;
@@ -530,13 +525,13 @@ qp_daemon_handle_set_policy(QpDomain *iface, GDBusMethodInvocation *invocation, 
 
   if (!qp_options_check(options, qp_options_set_policy, &error)) {
     qp_daemon_return_error(invocation, error);
-    return G_DBUS_METHOD_INVOCATION_HANDLED;
+    return;
   }
   if (percent < 1 || percent > 100) {
     g_dbus_method_invocation_return_error(invocation, QP_ERROR, QP_ERROR_INVALID_POLICY,
                                           _("percent: %u is not an integer from 1 to 100"),
                                           percent);
-    return G_DBUS_METHOD_INVOCATION_HANDLED;
+    return;
   }
   g_variant_lookup(options, "max", "t", &max);
   g_variant_lookup(options, "chain", "&s", &chain_str);
@@ -545,49 +540,48 @@ qp_daemon_handle_set_policy(QpDomain *iface, GDBusMethodInvocation *invocation, 
   } else if (!g_str_equal(chain_str, "top")) {
     g_dbus_method_invocation_return_error(invocation, QP_ERROR, QP_ERROR_INVALID_POLICY,
                                           _("chain: “%s” is neither “top” nor “all”"), chain_str);
-    return G_DBUS_METHOD_INVOCATION_HANDLED;
+    return;
   }
-  call = qp_call_new(self, invocation, qp_domain_get_uuid(iface));
+  call = qp_call_new(self, invocation, qp_daemon_domain_get_uuid(domain));
   call->op = QP_RECONCILE_OP_SET_POLICY;
   call->policy = qp_policy_new(percent, max, chain);
   qp_auth_check_async(self->auth, invocation, QP_AUTH_ACTION_SET_POLICY,
                       qp_daemon_interactive(options), NULL, qp_daemon_domain_auth_cb, call);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
 /* ClearPolicy and Apply: check the options, then authorize @action and run @op. */
-static gboolean
-qp_daemon_domain_simple_call(QpDomain *iface, GDBusMethodInvocation *invocation, GVariant *options,
-                             QpDaemon *self, QpReconcileOp op, const char *action)
+static void
+qp_daemon_domain_simple_call(QpDaemonDomain *domain, GDBusMethodInvocation *invocation,
+                             GVariant *options, QpDaemon *self, QpReconcileOp op,
+                             const char *action)
 {
   QpCall *call;
   GError *error = NULL;
 
   if (!qp_options_check(options, qp_options_interactive, &error)) {
     qp_daemon_return_error(invocation, error);
-    return G_DBUS_METHOD_INVOCATION_HANDLED;
+    return;
   }
-  call = qp_call_new(self, invocation, qp_domain_get_uuid(iface));
+  call = qp_call_new(self, invocation, qp_daemon_domain_get_uuid(domain));
   call->op = op;
   qp_auth_check_async(self->auth, invocation, action, qp_daemon_interactive(options), NULL,
                       qp_daemon_domain_auth_cb, call);
-  return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-static gboolean
-qp_daemon_handle_clear_policy(QpDomain *iface, GDBusMethodInvocation *invocation, GVariant *options,
-                              gpointer user_data)
+static void
+qp_daemon_handle_clear_policy(QpDaemonDomain *domain, GDBusMethodInvocation *invocation,
+                              GVariant *options, gpointer user_data)
 {
-  return qp_daemon_domain_simple_call(iface, invocation, options, QP_DAEMON(user_data),
-                                      QP_RECONCILE_OP_CLEAR_POLICY, QP_AUTH_ACTION_SET_POLICY);
+  qp_daemon_domain_simple_call(domain, invocation, options, QP_DAEMON(user_data),
+                               QP_RECONCILE_OP_CLEAR_POLICY, QP_AUTH_ACTION_SET_POLICY);
 }
 
-static gboolean
-qp_daemon_handle_apply(QpDomain *iface, GDBusMethodInvocation *invocation, GVariant *options,
+static void
+qp_daemon_handle_apply(QpDaemonDomain *domain, GDBusMethodInvocation *invocation, GVariant *options,
                        gpointer user_data)
 {
-  return qp_daemon_domain_simple_call(iface, invocation, options, QP_DAEMON(user_data),
-                                      QP_RECONCILE_OP_NONE, QP_AUTH_ACTION_APPLY);
+  qp_daemon_domain_simple_call(domain, invocation, options, QP_DAEMON(user_data),
+                               QP_RECONCILE_OP_NONE, QP_AUTH_ACTION_APPLY);
 }
 
 /* The daemon outlives every domain object it exports. */
@@ -605,15 +599,9 @@ qp_daemon_create_entry_object(QpDaemon *self, QpDomainEntry *entry)
   if (entry->object != NULL)
     return FALSE;
   path = qp_daemon_object_path(entry->uuid);
-  entry->object = qp_object_skeleton_new(path);
-  entry->iface = qp_daemon_domain_new(&qp_daemon_domain_handlers, self);
-  qp_domain_set_uuid(entry->iface, entry->uuid);
-  qp_domain_set_state(entry->iface, "unmanaged");
-  qp_domain_set_chain(entry->iface, "");
-  qp_domain_set_policy_source(entry->iface, "");
-  qp_domain_set_error(entry->iface, "");
-  qp_domain_set_name(entry->iface, "");
-  qp_object_skeleton_set_domain(entry->object, entry->iface);
+  entry->object = g_dbus_object_skeleton_new(path);
+  entry->iface = qp_daemon_domain_new(entry->uuid, &qp_daemon_domain_handlers, self);
+  g_dbus_object_skeleton_add_interface(entry->object, G_DBUS_INTERFACE_SKELETON(entry->iface));
   return TRUE;
 }
 
@@ -789,7 +777,7 @@ qp_daemon_handle_get_domain_by_name(QpManager *iface, GDBusMethodInvocation *inv
   g_hash_table_iter_init(&iter, self->domains);
   while (g_hash_table_iter_next(&iter, NULL, &value)) {
     QpDomainEntry *entry = value;
-    if (entry->iface != NULL && g_strcmp0(qp_domain_get_name(entry->iface), name) == 0) {
+    if (entry->iface != NULL && g_str_equal(qp_daemon_domain_get_name(entry->iface), name)) {
       g_autofree char *path = qp_daemon_object_path(entry->uuid);
       qp_manager_complete_get_domain_by_name(iface, invocation, path);
       return G_DBUS_METHOD_INVOCATION_HANDLED;

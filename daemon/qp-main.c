@@ -97,10 +97,13 @@ main(int argc, char **argv)
     { NULL },
   };
 
-  /* a per-thread malloc arena for each worker only holds freed XML documents: two suffice
-   * for the main loop and the workers, and keep the resident size down */
+  /* One malloc arena for all threads. A second one gets, by glibc's round robin, either
+   * the libvirt-open thread or a worker, so that the resident size after a start of
+   * 1,000 domains varied from run to run between 32.1 and 34.7 MiB; with one it is
+   * 31.9-32.0 MiB (docs/benchmarks.md, "Daemon scale", 2026-12-03). The lock costs
+   * about 0.1 s of that start; the daemon is never malloc-bound otherwise. */
   qp_main_use_system_malloc(argv);
-  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_ARENA_MAX, 1);
   setlocale(LC_ALL, "");
   bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
   bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");

@@ -96,6 +96,48 @@ def test_object_manager_lists_every_domain(env):
         assert props["Persistent"] is True
 
 
+def test_domain_interface_matches_its_description(env):
+    """Every property of the introspection data, with its type, in GetAll, Get and
+    GetManagedObjects alike; Set of a read-only property, a method with the wrong argument
+    types, an unknown method and an unknown property are refused with D-Bus's errors."""
+    d = env["daemon"]
+    path = dpath("stopped")
+    (xml,) = d.call(path, "org.freedesktop.DBus.Introspectable", "Introspect", None, "(s)")
+    info = Gio.DBusNodeInfo.new_for_xml(xml).lookup_interface(DOMAIN_IFACE)
+    assert info is not None
+    assert sorted(m.name for m in info.methods) == ["Apply", "ClearPolicy", "SetPolicy"]
+    described = {p.name: p.signature for p in info.properties}
+    assert len(described) == 12
+    conn = env["bus"].conn
+    all_props = conn.call_sync(qd.BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
+                               GLib.Variant("(s)", (DOMAIN_IFACE,)), GLib.VariantType("(a{sv})"),
+                               Gio.DBusCallFlags.NONE, 5000, None).get_child_value(0)
+    managed = d.objects()[path][DOMAIN_IFACE]
+    seen = {}
+    for i in range(all_props.n_children()):
+        entry = all_props.get_child_value(i)
+        name = entry.get_child_value(0).get_string()
+        value = entry.get_child_value(1).get_variant()
+        seen[name] = value.get_type_string()
+        (single,) = d.call(path, "org.freedesktop.DBus.Properties", "Get",
+                           GLib.Variant("(ss)", (DOMAIN_IFACE, name)), "(v)")
+        assert single == value.unpack() == managed[name], name
+    assert seen == described
+    assert managed["State"] == "applied" and managed["Error"] == ""
+
+    name, msg = call_error(d, path, "org.freedesktop.DBus.Properties", "Set",
+                           GLib.Variant("(ssv)", (DOMAIN_IFACE, "Percent", GLib.Variant("u", 5))))
+    assert name == "org.freedesktop.DBus.Error.InvalidArgs" and "not writable" in msg, msg
+    name, _ = call_error(d, path, DOMAIN_IFACE, "SetPolicy", GLib.Variant("(sa{sv})", ("50", {})))
+    assert name == "org.freedesktop.DBus.Error.InvalidArgs"
+    name, _ = call_error(d, path, DOMAIN_IFACE, "Reboot", GLib.Variant("(a{sv})", ({},)))
+    assert name == "org.freedesktop.DBus.Error.UnknownMethod"
+    name, _ = call_error(d, path, "org.freedesktop.DBus.Properties", "Get",
+                         GLib.Variant("(ss)", (DOMAIN_IFACE, "Colour")), "(v)")
+    assert name == "org.freedesktop.DBus.Error.InvalidArgs"
+    assert d.props(path)["Percent"] == 100
+
+
 def test_manager_properties(env):
     m = env["daemon"].manager()
     assert m["Connected"] is True
