@@ -30,3 +30,20 @@ def need(program):
         # missing one is a broken setup the suite must report.
         pytest.fail(f"{program} is not installed (tools/install-deps.sh installs it)")
     return path
+
+
+# qemu-img times the LUKS key derivation with the thread's CPU time and fails with this
+# message when that did not advance over its first PBKDF2 round (a third of the runs on an
+# AMD EPYC host, 2026-12-03). That is the machine, not the image, so such a run is
+# repeated (as tests/fuzz/test-fuzz-replay.c and tests/lib/test-qcow2-files.c do).
+QEMU_CPU_USAGE_FAILURE = "accurate CPU usage"
+
+
+def run_qemu_img(run_once, tries=20):
+    """run_once() -> CompletedProcess (text or bytes); repeated on that failure only."""
+    for _ in range(tries):
+        proc = run_once()
+        err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode(errors="replace")
+        if proc.returncode == 0 or QEMU_CPU_USAGE_FAILURE not in err:
+            break
+    return proc

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from qpbuild import GIB, KIB, MIB, TIB, ctl_path, need  # noqa: E402,F401
+from qpbuild import GIB, KIB, MIB, TIB, ctl_path, need, run_qemu_img  # noqa: E402,F401
 
 # Every command here either finishes in well under a second or is a bug (a hang on a
 # FIFO, say); the long qemu-img runs pass their own timeout.
@@ -37,7 +37,11 @@ def analyze_json(*args):
 
 
 def qemu_img(*args, timeout=120):
-    return run([need("qemu-img"), *[str(a) for a in args]], timeout=timeout)
+    argv = [need("qemu-img"), *[str(a) for a in args]]
+    proc = run_qemu_img(lambda: run(argv, check=False, timeout=timeout))
+    if proc.returncode != 0:
+        raise AssertionError(f"{argv!r} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
 
 
 def qemu_io(image, commands, extra=(), timeout=120):

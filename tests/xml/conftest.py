@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from qpbuild import GIB, KIB, MIB, TIB, ctl_path, need  # noqa: E402,F401
+from qpbuild import GIB, KIB, MIB, TIB, ctl_path, need, run_qemu_img  # noqa: E402,F401
 
 QC_NS = "http://qcow2policyd.org/schemas/l2cache/1.0"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,7 +34,8 @@ def ctl(*args, input=None, timeout=TIMEOUT):
 
 
 def qemu_img(*args):
-    p = run([need("qemu-img"), *[str(a) for a in args]], timeout=120)
+    argv = [need("qemu-img"), *[str(a) for a in args]]
+    p = run_qemu_img(lambda: run(argv, timeout=120))
     assert p.returncode == 0, p.stderr.decode(errors="replace")
     return p.stdout
 
