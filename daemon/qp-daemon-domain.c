@@ -271,22 +271,26 @@ qp_daemon_domain_set_name(QpDaemonDomain *self, const char *name)
   qp_daemon_domain_set_string(self, &self->name, name, QP_DOMAIN_PROP_NAME);
 }
 
+static void
+qp_daemon_domain_set_boolean(QpDaemonDomain *self, gboolean *field, gboolean value,
+                             QpDomainProp prop)
+{
+  if (*field == !!value)
+    return;
+  *field = !!value;
+  qp_daemon_domain_changed(self, prop);
+}
+
 void
 qp_daemon_domain_set_persistent(QpDaemonDomain *self, gboolean persistent)
 {
-  if (self->persistent == !!persistent)
-    return;
-  self->persistent = !!persistent;
-  qp_daemon_domain_changed(self, QP_DOMAIN_PROP_PERSISTENT);
+  qp_daemon_domain_set_boolean(self, &self->persistent, persistent, QP_DOMAIN_PROP_PERSISTENT);
 }
 
 void
 qp_daemon_domain_set_active(QpDaemonDomain *self, gboolean active)
 {
-  if (self->active == !!active)
-    return;
-  self->active = !!active;
-  qp_daemon_domain_changed(self, QP_DOMAIN_PROP_ACTIVE);
+  qp_daemon_domain_set_boolean(self, &self->active, active, QP_DOMAIN_PROP_ACTIVE);
 }
 
 void
