@@ -384,7 +384,11 @@ def test_set_policy_then_clear(env):
         assert item["max-size"] == ref["policy"]["cache-size"]
         assert item["current-max-size"] == item["max-size"]
         changed = sig.wait_for(lambda c: c.get("Percent") == 25)
-        assert changed.get("State", "applied") == "applied"
+        # one PropertiesChanged carries everything the reconcile changed, Disks included
+        assert changed["State"] == "applied" and changed["PolicySource"] == "domain"
+        assert changed["WriteCount"] >= 1
+        assert disks_by_dev(changed)[("vda", 0)]["max-size"] == item["max-size"]
+        assert "Name" not in changed and "UUID" not in changed
 
         d.call(dpath("plain"), DOMAIN_IFACE, "ClearPolicy", GLib.Variant("(a{sv})", ({},)))
         props = d.props(dpath("plain"))
