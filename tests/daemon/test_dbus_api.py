@@ -251,6 +251,48 @@ def test_own_define_events_need_no_reconcile(tmp_path):
     assert rc == 0
 
 
+def test_many_results_while_the_main_loop_is_kept_busy(tmp_path):
+    """300 domains: the workers hand over results faster than the main loop takes them, so
+    they wait for it (at most two results are queued). Every domain still ends applied and
+    written once, reads are answered meanwhile, and the daemon stops cleanly."""
+    tmp = str(tmp_path)
+    node = os.path.join(tmp, "node.xml")
+    image = os.path.join(tmp, "shared.qcow2")
+    qd.qemu_img("create", "-f", "qcow2", image, "1T")
+    n = 300
+    with open(node, "w") as f:
+        f.write("<node>\n")
+        for i in range(n):
+            f.write(qd.domain_xml(f"many{i}", "0b0c0d0e-0000-4000-8000-%012d" % (1000 + i),
+                                  [("vda", image, "qcow2"), ("vdb", image, "qcow2")],
+                                  policy='percent="100"'))
+        f.write("</node>\n")
+    bus = qd.Bus(tmp)
+    daemon = qd.Daemon(bus, node)
+    try:
+        calls = 0
+        end = time.monotonic() + qd.SETTLE_TIMEOUT
+        while time.monotonic() < end:
+            try:
+                m = daemon.manager()  # keeps the main loop answering while results arrive
+            except GLib.Error:  # the bus name is not owned yet
+                time.sleep(0.01)
+                continue
+            calls += 1
+            if m["Connected"] and m["DomainCount"] == n and m["Busy"] == 0 and m["ReconcileCount"] >= n:
+                break
+        m = daemon.wait_settled(n)
+        assert m["WriteCount"] == n
+        states = [ifaces[DOMAIN_IFACE]["State"] for path, ifaces in daemon.objects().items()
+                  if DOMAIN_IFACE in ifaces]
+        assert states == ["applied"] * n
+        assert calls > 1
+    finally:
+        rc = daemon.stop()
+        bus.stop()
+    assert rc == 0
+
+
 def test_no_write_loop(env):
     d = env["daemon"]
     before = d.manager()
