@@ -246,7 +246,7 @@ qp_daemon_apply_result(QpDaemon *self, QpDomainEntry *entry, const QpReconcileRe
  * main loop behind the workers (one core busy) let results pile up between the test
  * driver's long-lived definitions, which the workers make in the daemon's heap with the
  * in-process test driver: 1,000 domains then left 31.6-38.2 MiB resident instead of
- * 31.6-32.1 (docs/benchmarks.md, "Daemon scale", 2026-12-03). The main loop never waits
+ * 31.5-32.2 (docs/benchmarks.md, "Daemon scale", 2026-12-03). The main loop never waits
  * for a worker, so this cannot deadlock. */
 #define QP_DAEMON_MAX_QUEUED_RESULTS 2
 static GMutex qp_daemon_results_lock;
