@@ -40,8 +40,10 @@ typedef struct {
   /* Tests only: called right before the re-read that guards against concurrent edits. */
   void (*before_reread)(virDomainPtr dom, gpointer data);
   gpointer before_reread_data;
-  char *recent_write; /* QpReconcileResult.write_signature of a write made within
-                       * QP_RECONCILE_LOOP_WINDOW, or NULL */
+  char *recent_write;        /* QpReconcileResult.write_signature of a write made within
+                              * QP_RECONCILE_LOOP_WINDOW, or NULL */
+  gboolean no_device_update; /* the connection's driver has no virDomainUpdateDeviceFlags
+                              * (an earlier result said so): define at once */
 } QpReconcileJob;
 
 typedef struct {
@@ -53,17 +55,19 @@ typedef struct {
   gboolean active;
   guint percent; /* 0: no policy */
   guint64 max;
-  char *chain;           /* "top", "all" or "" */
-  char *policy_source;   /* "domain", "default" or "" */
-  char *state;           /* "unmanaged", "applied", "pending-restart", "error" */
-  GError *error;         /* QP_ERROR: the reason for "error" (or a transient skip) */
-  GError *op_error;      /* QP_ERROR: the op failed (the reconcile may still have run) */
-  QpDiskFigures *disks;  /* Domain.Disks; NULL: none */
-  gboolean keep_disks;   /* the domain could not be looked up: the last Disks stand */
-  guint writes;          /* definitions written */
-  guint defines;         /* of them, whole definitions (virDomainDefineXMLFlags): each raises
-                          * exactly one DEFINED event, which the daemon need not reconcile */
-  char *write_signature; /* the values written ("vda/0=N;…"), NULL when nothing was */
+  char *chain;               /* "top", "all" or "" */
+  char *policy_source;       /* "domain", "default" or "" */
+  char *state;               /* "unmanaged", "applied", "pending-restart", "error" */
+  GError *error;             /* QP_ERROR: the reason for "error" (or a transient skip) */
+  GError *op_error;          /* QP_ERROR: the op failed (the reconcile may still have run) */
+  QpDiskFigures *disks;      /* Domain.Disks; NULL: none */
+  gboolean keep_disks;       /* the domain could not be looked up: the last Disks stand */
+  guint writes;              /* definitions written */
+  guint defines;             /* of them, whole definitions (virDomainDefineXMLFlags): each raises
+                              * exactly one DEFINED event, which the daemon need not reconcile */
+  char *write_signature;     /* the values written ("vda/0=N;…"), NULL when nothing was */
+  gboolean no_device_update; /* virDomainUpdateDeviceFlags failed with VIR_ERR_NO_SUPPORT:
+                              * the connection's driver has none (libvirt's test driver) */
 } QpReconcileResult;
 
 void

@@ -179,6 +179,31 @@ test_settled_fast_path(Fixture *fx, gconstpointer data)
   g_assert_cmpuint(second->writes, ==, 0);
 }
 
+/* The test driver has no virDomainUpdateDeviceFlags: the first write finds that out and
+ * defines; a job that knows it defines at once, with the same outcome. */
+static void
+test_no_device_update_defines_at_once(Fixture *fx, gconstpointer data)
+{
+  g_autoptr(QpReconcileJob) first_job = job_new(fx, UUID_STOPPED);
+  g_autoptr(QpReconcileJob) second_job = job_new(fx, UUID_RUNNING);
+  g_autoptr(QpReconcileResult) first = qp_reconcile_run(first_job);
+  g_autoptr(QpReconcileResult) second = NULL;
+  g_autofree char *xml = NULL;
+
+  g_assert_no_error(first->error);
+  g_assert_true(first->no_device_update);
+  g_assert_cmpuint(first->defines, ==, 1);
+
+  second_job->no_device_update = TRUE;
+  second = qp_reconcile_run(second_job);
+  g_assert_no_error(second->error);
+  g_assert_false(second->no_device_update); /* not tried */
+  g_assert_cmpuint(second->writes, ==, 1);
+  g_assert_cmpuint(second->defines, ==, 1);
+  xml = inactive_xml(fx, UUID_RUNNING);
+  g_assert_nonnull(strstr(xml, "<metadata_cache>"));
+}
+
 static void
 edit_once(virDomainPtr dom, gpointer data)
 {
@@ -418,6 +443,7 @@ main(int argc, char **argv)
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
   ADD("/reconcile/applied-keeps-everything", test_applied_keeps_everything);
   ADD("/reconcile/settled-fast-path", test_settled_fast_path);
+  ADD("/reconcile/no-device-update-defines-at-once", test_no_device_update_defines_at_once);
   ADD("/reconcile/concurrent-edit-kept", test_concurrent_edit_kept);
   ADD("/reconcile/endless-edits-give-up", test_endless_edits_give_up);
   ADD("/reconcile/running-is-pending-restart", test_running_is_pending_restart);
