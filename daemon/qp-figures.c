@@ -82,22 +82,20 @@ qp_figures_add_policy(GVariantBuilder *dict, guint percent, guint64 max_size,
 #define QP_FIGURES_ABSENT G_MAXSIZE
 
 enum {
-  QP_LAYER_HEADER = 1 << 0, /* the image was read: the geometry below is valid */
-  QP_LAYER_EXTENDED_L2 = 1 << 1,
-  QP_LAYER_WRITTEN = 1 << 2,
-  QP_LAYER_RAISED = 1 << 3,
+  QP_LAYER_HEADER = 1 << 0, /* the image was read: geo is valid */
+  QP_LAYER_WRITTEN = 1 << 1,
+  QP_LAYER_RAISED = 1 << 2,
 };
 
 /* One plan item's facts; every other figure is derived from them when Disks is read. */
 typedef struct {
-  guint64 virtual_size;
+  QpCacheGeometry geo;
   guint64 current_max_size;
   guint64 max_size;
   gsize dev, path, format, reason; /* offsets into the string pool, QP_FIGURES_ABSENT */
   guint32 depth;
   guint32 percent;
   guint8 action;
-  guint8 cluster_bits;
   guint8 flags;
 } QpLayerFigures;
 
@@ -144,10 +142,7 @@ qp_disk_figures_builder_add(QpDiskFiguresBuilder *builder, const QpPlanItem *ite
     layer.flags |= QP_LAYER_WRITTEN;
   if (item->header != NULL) {
     layer.flags |= QP_LAYER_HEADER;
-    layer.virtual_size = item->header->virtual_size;
-    layer.cluster_bits = (guint8)item->header->cluster_bits;
-    if (item->header->extended_l2)
-      layer.flags |= QP_LAYER_EXTENDED_L2;
+    qp_figures_geometry_of(item->header, &layer.geo);
     layer.percent = item->percent;
     layer.max_size = item->max_size;
     if (item->raised_to_minimum)
@@ -216,7 +211,6 @@ static GVariant *
 qp_disk_figures_layer_to_variant(const QpLayerFigures *layer, const char *pool)
 {
   g_auto(GVariantBuilder) dict = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
-  QpCacheGeometry geo = { 0 };
 
   qp_disk_figures_put_pooled(&dict, "dev", pool, layer->dev);
   qp_figures_put(&dict, "depth", g_variant_new_uint32(layer->depth));
@@ -228,14 +222,11 @@ qp_disk_figures_layer_to_variant(const QpLayerFigures *layer, const char *pool)
   qp_disk_figures_put_pooled(&dict, "reason", pool, layer->reason);
   qp_figures_put(&dict, "current-max-size", g_variant_new_uint64(layer->current_max_size));
   if (layer->flags & QP_LAYER_HEADER) {
-    geo.virtual_size = layer->virtual_size;
-    geo.cluster_bits = layer->cluster_bits;
-    geo.extended_l2 = (layer->flags & QP_LAYER_EXTENDED_L2) != 0;
-    qp_figures_add_geometry(&dict, &geo);
+    qp_figures_add_geometry(&dict, &layer->geo);
     if (layer->action != QP_PLAN_SKIP) {
       QpCacheSplit split = { 0 };
       /* the plan's split: qp_cache_policy() splits the size it returns this way */
-      qp_cache_split_combined(&geo, layer->max_size, &split);
+      qp_cache_split_combined(&layer->geo, layer->max_size, &split);
       qp_figures_add_policy(&dict, layer->percent, layer->max_size, &split,
                             (layer->flags & QP_LAYER_RAISED) != 0);
     }

@@ -11,7 +11,7 @@ G_BEGIN_DECLS
 
 /* A domain's Disks between reads. Serialised, its dictionaries cost about 650 bytes per
  * layer for the daemon's lifetime (over a megabyte on a host of 1,000 two-disk domains);
- * this holds the facts they are derived from in one block of about 70 bytes per layer
+ * this holds the facts they are derived from in one block of 80 bytes per layer
  * plus the strings, and qp_disk_figures_to_variant() derives them again on each read.
  * Immutable once built; NULL is the empty list. */
 typedef struct _QpDiskFigures QpDiskFigures;
